@@ -1,0 +1,55 @@
+"""Translations: every text a person reads goes through ``_()``.
+
+Messages are written in English in the code (the msgid) and translated to
+Brazilian Portuguese by the catalog ``labkit/locale/pt_BR/LC_MESSAGES/labkit.mo``,
+compiled from the ``.po`` fragments in ``labkit/locale/pt_BR/fragments/`` by
+``tools/msgfmt.py``. Portuguese is the default; English is used when the
+locale asks for it (``LABKIT_LANG``, ``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``
+or ``LANG`` starting with ``en``).
+"""
+from __future__ import annotations
+
+import gettext
+import os
+from pathlib import Path
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "labkit"
+_translation: gettext.NullTranslations | None = None
+
+
+def language() -> str:
+    """Return ``"pt_BR"`` or ``"en"``, the language messages are shown in."""
+    for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        if not value or value in ("C", "POSIX", "C.UTF-8", "C.utf8"):
+            continue
+        return "en" if value.lower().startswith("en") else "pt_BR"
+    return "pt_BR"
+
+
+def _load() -> gettext.NullTranslations:
+    global _translation
+    if _translation is None:
+        if language() == "en":
+            _translation = gettext.NullTranslations()
+        else:
+            _translation = gettext.translation(
+                DOMAIN, LOCALE_DIR, languages=["pt_BR"], fallback=True
+            )
+    return _translation
+
+
+def reset() -> None:
+    """Forget the loaded catalog (after the language variables change)."""
+    global _translation
+    _translation = None
+
+
+def _(message: str) -> str:
+    """Translate ``message`` to the user's language."""
+    return _load().gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return _load().ngettext(singular, plural, n)

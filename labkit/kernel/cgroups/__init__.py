@@ -1,0 +1,76 @@
+"""Control groups: one backend per hierarchy (v1 in ``v1.py``, v2 in ``v2.py``).
+
+CONTRACT (used by the engine; keep these names):
+
+- :class:`Limits` — the container's slice: cpus, cpu_shares, cpuset_cpus,
+  memory, memory_swap, pids_limit (``None`` = not set).
+- :func:`parse_size` — ``"64m"`` → bytes, Docker's units; bad input raises
+  :class:`~labkit.errors.LabkitError` with a pt-BR message.
+- :func:`detect` → ``"v1"`` or ``"v2"`` (hybrid counts as v1).
+- :func:`backend` → the backend for this machine, with
+  ``create(name, limits) -> Cgroup`` and ``open(name) -> Cgroup``.
+- ``Cgroup``: ``name``, ``attach(pid)``, ``set_limits(limits)``, ``stats()``,
+  ``oom_killed()``, ``pids()``, ``kill()``, ``remove()``, ``paths()``.
+
+``name`` is relative, e.g. ``"labkit/3f2a9c..."``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+from ...errors import LabkitError
+from ...i18n import _
+
+DEFAULT_PIDS_LIMIT = 2048  # podman's default (containers.conf pids_limit)
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+@dataclass
+class Limits:
+    """The slice a container gets. ``None`` means "not limited"."""
+
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    memory: int | None = None
+    memory_swap: int | None = None
+    pids_limit: int | None = DEFAULT_PIDS_LIMIT
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Limits":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a Docker-style size ("512", "64m", "1.5g", "100MB") into bytes."""
+    if isinstance(text, int):
+        if text < 0:
+            raise LabkitError(_("invalid size: %(value)s") % {"value": text})
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", str(text).lower())
+    if not m:
+        raise LabkitError(
+            _("invalid size: %(value)s (use a number with b, k, m or g, e.g. 64m)")
+            % {"value": text}
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_cpus(text: str | float) -> float:
+    """Parse ``--cpus`` (a positive number of cores, e.g. 0.5)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = -1.0
+    if value <= 0:
+        raise LabkitError(
+            _("invalid number of CPUs: %(value)s (use a positive number, e.g. 0.5)")
+            % {"value": text}
+        )
+    return value
