@@ -1,0 +1,67 @@
+"""The ``labkit`` command: Docker's verbs, a thin layer over the Python API.
+
+Each area registers its verbs from its own module (``containers.py``,
+``images.py``, ``slices.py``, ``system.py``...) through ``register(sub)``,
+where ``sub`` is argparse's subparsers object; a verb sets
+``func=handler`` with ``handler(args) -> int``. Handlers import what they
+need lazily: the command must start fast (see ``bench/``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ..errors import LabkitError
+from ..i18n import _
+
+# Modules that add verbs; a missing one is skipped so areas can land apart.
+AREAS = ("containers", "images", "build", "registry", "slices", "system")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints English; keep ours
+        self.print_usage(sys.stderr)
+        sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": message} + "\n")
+        sys.exit(125)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="labkit",
+        description=_("Containers on the real Linux kernel, for the course."),
+    )
+    sub = parser.add_subparsers(dest="command", metavar=_("COMMAND"), parser_class=_Parser)
+    for area in AREAS:
+        try:
+            module = importlib.import_module(f"{__name__}.{area}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{area}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 125
+    try:
+        return int(args.func(args) or 0)
+    except LabkitError as exc:
+        sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": exc.message} + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # e.g. `labkit logs x | head`: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
