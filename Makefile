@@ -1,0 +1,169 @@
+# labkit + the course "Contêineres na prática".
+#
+#   make lab     set everything up (first time), then JupyterLab in Portuguese on notebooks/
+#   make test    set everything up, then every test: unit, integration (root), notebooks (nbval)
+#   make setup   the shared part: Debian packages, .venv, labkit installed editable, catalog
+#   make bench   benchmarks (bench/), not tests
+#   make clean   caches and Jupyter state; `make distclean` also removes .venv
+#
+# Everything is idempotent: a second `make setup` only checks (well under a second).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.NOTPARALLEL:
+
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.labkit-setup-done
+CATALOG := labkit/locale/pt_BR/LC_MESSAGES/labkit.mo
+OVERRIDES_SRC := jupyter/overrides.json
+OVERRIDES     := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+# Debian packages the course and its tests use (checked with dpkg-query, installed when missing).
+DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 linux-image-amd64 \
+        docker-registry umoci hyperfine python3-venv chromium chromium-driver
+
+# Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
+STATE := $(CURDIR)/.cache
+export JUPYTER_CONFIG_DIR        := $(STATE)/jupyter/config
+export JUPYTER_DATA_DIR          := $(STATE)/jupyter/data
+export JUPYTER_RUNTIME_DIR       := $(STATE)/jupyter/runtime
+export JUPYTERLAB_SETTINGS_DIR   := $(STATE)/jupyter/lab/user-settings
+export JUPYTERLAB_WORKSPACES_DIR := $(STATE)/jupyter/lab/workspaces
+export JUPYTER_PLATFORM_DIRS     := 1
+export IPYTHONDIR                := $(STATE)/ipython
+export MPLCONFIGDIR              := $(STATE)/matplotlib
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# `labkit` and `jupyter` from the venv, also in JupyterLab's terminals and in `!labkit` cells.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# make lab
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# make test
+PYTEST_ARGS ?=
+NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
+NB_SANITIZE := notebooks/nbval_sanitize.cfg
+# The cgroup-v2 VM tests live in their own target (tools/cg2vm.py); run them when it exists.
+CG2_TARGET  := $(shell grep -qs '^test-cgroup2:' $(MAKEFILE_LIST) && echo test-cgroup2)
+SETUP_DEP   := $(if $(SKIP_SETUP),,setup)
+
+.PHONY: help setup debs catalog jupyter-settings lab test test-unit test-integration \
+        test-notebooks bench clean distclean doctor
+
+help:
+	@sed -n '3,9s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------------------------------------
+# setup
+
+setup: debs $(STAMP) catalog jupyter-settings
+
+# Debian packages: one dpkg-query for all of them; apt-get update once, only if one is missing.
+debs:
+	@missing=$$(for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q ' ok installed$$' || echo "$$p"; \
+	  done | tr '\n' ' '); \
+	if [ -z "$${missing// /}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make setup: faltam pacotes Debian (missing Debian packages): $$missing" >&2; \
+	  echo "  rode como root (run as root): apt-get install -y --no-install-recommends $$missing" >&2; \
+	  exit 0; \
+	fi; \
+	echo "make setup: instalando (installing) $$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
+
+# The virtual environment, rebuilt when pyproject.toml changes. Order-only on debs: python3-venv
+# must be there first, but an unchanged package list does not reinstall anything.
+$(STAMP): pyproject.toml | debs
+	@if [ ! -x $(VENV)/bin/pip ]; then \
+	  rm -rf $(VENV); \
+	  echo "make setup: creating $(VENV)"; \
+	  if [ -x /usr/bin/python3 ]; then /usr/bin/python3 -m venv $(VENV); else python3 -m venv $(VENV); fi; \
+	fi
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[lab,test]'
+	@touch $@
+
+# The pt-BR catalog (stdlib only; rewrites the .mo only when the fragments changed).
+catalog: $(STAMP)
+	@$(VPY) tools/msgfmt.py
+
+# JupyterLab in Portuguese: the language pack is installed by pip, the locale is chosen here.
+jupyter-settings: $(STAMP)
+	@mkdir -p $(dir $(OVERRIDES))
+	@cmp -s $(OVERRIDES_SRC) $(OVERRIDES) || cp $(OVERRIDES_SRC) $(OVERRIDES)
+
+# ---------------------------------------------------------------------------------------------
+# lab
+
+lab: setup
+	@mkdir -p $(JUPYTER_CONFIG_DIR) $(JUPYTER_DATA_DIR) $(JUPYTER_RUNTIME_DIR) $(IPYTHONDIR) $(MPLCONFIGDIR)
+	$(VENV)/bin/jupyter lab --config=jupyter/jupyter_server_config.py \
+	  --ServerApp.root_dir=$(CURDIR)/notebooks --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	  --no-browser $(ALLOW_ROOT) $(LAB_ARGS)
+
+doctor: setup
+	@$(VENV)/bin/labkit doctor
+
+# ---------------------------------------------------------------------------------------------
+# test
+#
+# Each suite runs even when an earlier one failed; the summary names the failed ones.
+# pytest's exit code 5 ("no tests collected") is a failure when the suite has test files, and a
+# visible "skipped" line when it has none yet (an empty tests/integration is not an error).
+
+test: setup
+	@failed=; \
+	for t in test-unit test-integration test-notebooks $(CG2_TARGET); do \
+	  echo; echo "=== make $$t ==="; \
+	  $(MAKE) --no-print-directory $$t SKIP_SETUP=1 || failed="$$failed $$t"; \
+	done; echo; \
+	if [ -n "$$failed" ]; then echo "make test: FALHOU (failed):$$failed" >&2; exit 1; fi; \
+	echo "make test: tudo passou (all passed): test-unit test-integration test-notebooks $(CG2_TARGET)"
+
+# $(call pytest_suite,name,paths,has-tests,extra pytest args)
+define pytest_suite
+	@if [ -z "$(strip $(3))" ]; then echo "make test: $(1): nenhum teste ainda (no tests yet), pulado (skipped)"; exit 0; fi; \
+	mkdir -p $(IPYTHONDIR) $(MPLCONFIGDIR) $(JUPYTER_RUNTIME_DIR); \
+	$(VPY) -m pytest $(4) $(PYTEST_ARGS) $(2); rc=$$?; \
+	if [ $$rc = 5 ]; then \
+	  case " $(PYTEST_ARGS) " in *" -k"*|*" -m"*|*" --deselect"*|*" --lf"*) \
+	    echo "make test: $(1): nothing selected by PYTEST_ARGS"; exit 0;; esac; \
+	  echo "make test: $(1): há arquivos de teste mas o pytest não coletou nenhum teste (test files but no tests collected)" >&2; \
+	fi; exit $$rc
+endef
+
+test-unit: $(SETUP_DEP)
+	$(call pytest_suite,unit,tests/unit,$(shell find tests/unit -name 'test_*.py' -print -quit 2>/dev/null))
+
+test-integration: $(SETUP_DEP)
+	$(call pytest_suite,integration,tests/integration,$(shell find tests/integration -name 'test_*.py' -print -quit 2>/dev/null))
+
+test-notebooks: $(SETUP_DEP)
+	@if [ -n "$(NOTEBOOKS)" ] && [ ! -f $(NB_SANITIZE) ]; then echo "make test: $(NB_SANITIZE) is missing" >&2; exit 1; fi
+	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),--nbval --nbval-sanitize-with $(NB_SANITIZE) --nbval-current-env)
+
+# ---------------------------------------------------------------------------------------------
+# bench: bench/run.py when it exists, else every bench/*.py in name order
+
+bench: setup
+	@if [ -f bench/run.py ]; then exec $(VPY) bench/run.py; fi; \
+	files=$$(ls bench/*.py 2>/dev/null | grep -v '/_'); \
+	if [ -z "$$files" ]; then echo "make bench: nenhum benchmark em bench/ (no benchmarks yet)"; exit 0; fi; \
+	for f in $$files; do echo "=== $$f ==="; $(VPY) $$f || exit $$?; done
+
+# ---------------------------------------------------------------------------------------------
+
+clean:
+	rm -rf $(STATE) .pytest_cache reports build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
