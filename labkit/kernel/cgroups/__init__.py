@@ -42,6 +42,14 @@ class Limits:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
+    def partial(cls, **changes) -> "Limits":
+        """Only the given fields set, the rest None: what ``update`` passes to
+        ``set_limits`` (which leaves None fields as they are)."""
+        base = {f.name: None for f in fields(cls)}
+        base.update(changes)
+        return cls(**base)
+
+    @classmethod
     def from_dict(cls, data: dict) -> "Limits":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -74,3 +82,44 @@ def parse_cpus(text: str | float) -> float:
             % {"value": text}
         )
     return value
+
+
+_backend = None
+
+
+def detect(mountinfo: str | None = None) -> str:
+    """``"v1"`` or ``"v2"`` for this machine; a hybrid host (v1 controllers plus an
+    empty cgroup2 mount) counts as v1."""
+    from .mountinfo import layout
+
+    version = layout(mountinfo).version
+    if version is None:
+        raise LabkitError(
+            _("no cgroup filesystem is mounted (see /proc/self/mountinfo); "
+              "mount cgroup2 at /sys/fs/cgroup")
+        )
+    return version
+
+
+def backend(mountinfo: str | None = None):
+    """The backend for this machine (cached): ``create(name, limits)``, ``open(name)``,
+    ``list()``. Pass ``mountinfo`` text to build one for another layout (tests)."""
+    global _backend
+    if _backend is not None and mountinfo is None:
+        return _backend
+    from .mountinfo import layout
+
+    lay = layout(mountinfo)
+    if lay.version == "v1":
+        from .v1 import V1Backend
+
+        b = V1Backend(lay.v1)
+    elif lay.version == "v2":
+        from .v2 import V2Backend
+
+        b = V2Backend(lay.v2)
+    else:
+        detect(mountinfo)  # raises the explanation
+    if mountinfo is None:
+        _backend = b
+    return b

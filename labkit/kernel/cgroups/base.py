@@ -1,0 +1,222 @@
+"""What both backends share: file helpers and the part of ``Cgroup`` that is the
+same on v1 and v2 (attach, list pids, kill loop, rmdir with retry).
+
+Everything here is plain reads and writes of cgroupfs files: ``attach`` is
+called in a freshly forked child, so no threads, no locks, no imports.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from ...errors import LabkitError, NotFound
+from ...i18n import _
+
+# v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX pages, 2**63-1 ...).
+UNLIMITED = 1 << 62
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def read_int(path: str) -> int | None:
+    """The integer in ``path``; None when the file is missing or says ``max``."""
+    try:
+        text = read(path)
+    except FileNotFoundError:
+        return None
+    if text == "max":
+        return None
+    return int(text)
+
+
+def read_kv(path: str) -> dict[str, int]:
+    """``key value`` lines (cpu.stat, memory.stat, memory.events, oom_control)."""
+    try:
+        text = read(path)
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def write(path: str, value: str | int) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+
+
+def limited(value: int | None) -> int | None:
+    """None for "unlimited" (missing, negative or one of v1's huge numbers)."""
+    if value is None or value < 0 or value >= UNLIMITED:
+        return None
+    return value
+
+
+def human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def online_cpus() -> str:
+    try:
+        return read("/sys/devices/system/cpu/online")
+    except OSError:
+        return "?"
+
+
+def check_cpus(cpus: float) -> None:
+    """Docker refuses more CPUs than the machine has (0 or less means "no limit")."""
+    n = os.cpu_count() or 1
+    if cpus > n:
+        raise LabkitError(
+            _("--cpus %(value)s is too high: this machine has only %(n)d CPUs")
+            % {"value": cpus, "n": n}
+        )
+
+
+def check_name(name: str) -> str:
+    parts = name.strip("/").split("/")
+    if not name or any(p in ("", ".", "..") for p in parts):
+        raise LabkitError(_("invalid cgroup name: %(name)s") % {"name": name})
+    return "/".join(parts)
+
+
+def mkdirs(root: str, name: str, init=None) -> str:
+    """mkdir -p ``root/name``; ``init(dir)`` runs on each level (new or not).
+
+    Retries when another process removes an empty parent (``labkit``) under us.
+    """
+    for attempt in range(20):
+        cur = root
+        try:
+            for part in name.split("/"):
+                cur = os.path.join(cur, part)
+                try:
+                    os.mkdir(cur)
+                except FileExistsError:
+                    pass
+                if init:
+                    init(cur)
+            return cur
+        except FileNotFoundError:
+            time.sleep(0.005 * (attempt + 1))
+    raise LabkitError(_("cannot create cgroup %(path)s") % {"path": os.path.join(root, name)})
+
+
+def rmdir(path: str, timeout: float = 2.0) -> None:
+    """rmdir that waits out EBUSY (exiting tasks still charged) and ignores ENOENT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise LabkitError(
+                    _("cannot remove cgroup %(path)s: %(error)s")
+                    % {"path": path, "error": e.strerror}
+                ) from e
+            time.sleep(0.01)
+
+
+def rmdir_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:  # ENOTEMPTY/EBUSY: another container lives there; ENOENT: gone
+        pass
+
+
+class Cgroup:
+    """One container's cgroup (in one or several hierarchies)."""
+
+    version = ""
+
+    def __init__(self, name: str, roots: list[str]) -> None:
+        self.name = check_name(name)
+        self._roots = roots  # mount points of the hierarchies, in our order
+        self._dirs = [os.path.join(r, self.name) for r in roots]
+        self._oom_kills: int | None = None  # remembered by remove()
+
+    def __repr__(self) -> str:
+        return f"<Cgroup {self.version} {self.name}>"
+
+    def paths(self) -> list[str]:
+        return list(self._dirs)
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self._dirs)
+
+    def attach(self, pid: int) -> None:
+        """Move ``pid`` (a whole process) into this cgroup: fork-safe file writes."""
+        for d in self._dirs:
+            write(os.path.join(d, "cgroup.procs"), pid)
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for d in self._dirs:
+            try:
+                found.update(int(x) for x in read(os.path.join(d, "cgroup.procs")).split())
+            except FileNotFoundError:
+                pass
+        return sorted(found)
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise NotFound(_("no such cgroup: %(name)s") % {"name": self.name})
+
+    def _signal_all(self) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _wait_empty(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.pids():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def oom_kills(self) -> int:
+        """How many processes the memory limit's OOM killer has killed here."""
+        if self._oom_kills is not None and not self.exists():
+            return self._oom_kills
+        return self._read_oom_kills()
+
+    def oom_killed(self) -> bool:
+        return self.oom_kills() > 0
+
+    def remove(self) -> None:
+        """Kill what is left, then rmdir (idempotent); drop empty parents (``labkit``)."""
+        if not self.exists():
+            return
+        self._oom_kills = self._read_oom_kills()
+        if self.pids():
+            self.kill()
+        for d in self._dirs:
+            rmdir(d)
+        for root in self._roots:
+            parent = os.path.dirname(self.name)
+            while parent:
+                rmdir_if_empty(os.path.join(root, parent))
+                parent = os.path.dirname(parent)
+
+    # Backends implement: set_limits, stats, kill, _read_oom_kills.
