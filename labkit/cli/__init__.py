@@ -14,7 +14,7 @@ import os
 import sys
 
 from ..errors import LabkitError
-from ..i18n import _
+from ..i18n import _, ngettext
 
 # Modules that add verbs; a missing one is skipped so areas can land apart.
 AREAS = ("containers", "images", "build", "registry", "slices", "system")
@@ -28,6 +28,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # argparse's own texts (usage, headings, its errors) go through labkit's catalog too
+    argparse._ = _
+    argparse.ngettext = ngettext
     parser = _Parser(
         prog="labkit",
         description=_("Containers on the real Linux kernel, for the course."),
