@@ -49,7 +49,7 @@ def read_kv(path: str) -> dict[str, int]:
 
 
 def write(path: str, value: str | int) -> None:
-    fd = os.open(path, os.O_WRONLY)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # TRUNC: harmless on cgroupfs, needed on fakes
     try:
         os.write(fd, str(value).encode())
     finally:

@@ -1,0 +1,233 @@
+"""cgroups on the real kernel (root): the limits do what the course says, measured.
+
+Runs on this host's backend (v1 on the hybrid CI machine) and, through
+``make test-cgroup2``, inside a pure cgroup-v2 VM (``tools/cg2vm.py``, env CG2VM=1).
+Each test prints the figure it checks (run with ``-s`` to see them).
+
+Test processes join their cgroup *before* they run anything: ``preexec_fn`` writes
+the child's pid into ``cgroup.procs`` between fork and exec, as the engine does.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labkit.errors import LabkitError, NotFound
+from labkit.kernel import cgroups
+from labkit.kernel.cgroups import Limits
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+IN_VM = bool(os.environ.get("CG2VM"))
+# Under QEMU TCG the guest's clock and scheduler are emulated; see test_cpus_half_core.
+CPU_TOL = float(os.environ.get("LABKIT_CPU_TOL", "0.08" if IN_VM else "0.05"))
+PY = sys.executable
+BUSY = [shutil.which("busybox") or "/bin/busybox", "sh", "-c", "while :; do :; done"]
+
+
+def _usable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    try:
+        cgroups.detect()
+    except LabkitError as e:
+        return str(e)
+    return None
+
+
+if _usable():
+    pytest.skip(_usable(), allow_module_level=True)
+
+
+@pytest.fixture
+def make_cg(request):
+    """Create cgroups named after this test; all must be gone afterwards."""
+    made = []
+
+    def make(limits: Limits | None = None, tag: str = ""):
+        name = f"labkit/t{os.getpid()}-{request.node.name[5:25]}{tag}".replace("[", "")
+        cg = cgroups.backend().create(name, limits or Limits())
+        made.append(cg)
+        return cg
+
+    procs: list[subprocess.Popen] = []
+    make.procs = procs
+    yield make
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    for cg in made:
+        cg.remove()
+        cg.remove()  # idempotent
+        left = [d for d in cg.paths() if os.path.exists(d)]
+        assert not left, f"cgroup directories left behind: {left}"
+    # the parent "labkit" is removed when empty (others may be running tests too)
+    for cg in made:
+        for d in cg.paths():
+            parent = os.path.dirname(d)
+            if os.path.isdir(parent):
+                mine = [n for n in os.listdir(parent) if n.startswith(f"t{os.getpid()}-")]
+                assert not mine, f"{parent} still holds {mine}"
+
+
+def start(make, cg, argv, **kw):
+    p = subprocess.Popen(argv, preexec_fn=lambda: cg.attach(os.getpid()), **kw)
+    make.procs.append(p)
+    return p
+
+
+def cpu_share(cg, seconds: float) -> tuple[float, dict]:
+    """Cores used: delta of cgroup CPU time over delta of wall time (1.0 = one core)."""
+    s0, t0 = cg.stats(), time.monotonic()
+    time.sleep(seconds)
+    s1, t1 = cg.stats(), time.monotonic()
+    share = (s1["cpu_usage_ns"] - s0["cpu_usage_ns"]) / 1e9 / (t1 - t0)
+    d = {k: s1[k] - s0[k] for k in ("nr_periods", "nr_throttled", "throttled_ns")}
+    return share, d
+
+
+def test_create_attach_stats_remove(make_cg):
+    cg = make_cg(Limits(cpus=1.5, memory=64 << 20, pids_limit=100))
+    assert cgroups.backend().open(cg.name).paths() == cg.paths()
+    assert cg.name in cgroups.backend().list()
+    p = start(make_cg, cg, ["sleep", "30"])
+    time.sleep(0.2)
+    assert cg.pids() == [p.pid]
+    assert os.getpid() not in cg.pids()
+    s = cg.stats()
+    print(f"\n[{cg.version}] stats of a sleeping process: {s}")
+    assert s["memory_limit"] == 64 << 20 and s["pids_limit"] == 100
+    assert s["cpu_quota_cores"] == pytest.approx(1.5) and s["pids_current"] == 1
+    assert s["oom_kills"] == 0 and not cg.oom_killed()
+    cg.kill()
+    assert p.wait(5) == -9 and cg.pids() == []
+    cg.remove()
+    assert not cg.exists()
+    with pytest.raises(NotFound):
+        cgroups.backend().open(cg.name)
+
+
+def test_cpus_half_core(make_cg):
+    cg = make_cg(Limits(cpus=0.5))
+    start(make_cg, cg, BUSY)
+    time.sleep(0.5)
+    share, d = cpu_share(cg, 3.0)
+    print(f"\n[{cg.version}] --cpus 0.5, busy loop, 3 s: {share:.3f} of a core "
+          f"(periods {d['nr_periods']}, throttled {d['nr_throttled']}, "
+          f"{d['throttled_ns'] / 1e9:.2f} s)")
+    assert abs(share - 0.5) <= CPU_TOL
+    assert d["nr_throttled"] > 0
+
+
+def test_shares_split_two_to_one(make_cg):
+    cpu = str((os.cpu_count() or 1) - 1)  # both pinned on the same (last) CPU
+    hi = make_cg(Limits(cpu_shares=1024, cpuset_cpus=cpu), "-hi")
+    lo = make_cg(Limits(cpu_shares=512, cpuset_cpus=cpu), "-lo")
+    start(make_cg, hi, BUSY)
+    start(make_cg, lo, BUSY)
+    time.sleep(0.5)
+    s0 = hi.stats()["cpu_usage_ns"], lo.stats()["cpu_usage_ns"]
+    time.sleep(3.0)
+    s1 = hi.stats()["cpu_usage_ns"], lo.stats()["cpu_usage_ns"]
+    a, b = (s1[0] - s0[0]) / 1e9, (s1[1] - s0[1]) / 1e9
+    ratio = a / b
+    print(f"\n[{hi.version}] shares 1024 vs 512 on CPU {cpu}, 3 s: {a:.2f} s vs {b:.2f} s "
+          f"of CPU, ratio {ratio:.2f} (ideal 2.00)")
+    assert 1.6 <= ratio <= 2.4
+
+
+def test_memory_limit_oom_kills(make_cg):
+    cg = make_cg(Limits(memory=32 << 20))
+    code = "b = b'x' * (100 << 20)\nprint('survived', len(b))"
+    p = start(make_cg, cg, [PY, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = p.communicate(timeout=300)
+    s = cg.stats()
+    print(f"\n[{cg.version}] --memory 32m, 100 MB allocation: rc={p.returncode} "
+          f"oom_kills={s['oom_kills']} memory_limit={s['memory_limit']} "
+          f"max_usage={s.get('memory_max_usage')} oom_killed()={cg.oom_killed()}")
+    assert p.returncode == -9 and b"survived" not in out
+    assert s["oom_kills"] >= 1 and cg.oom_killed()
+    cg.remove()
+    assert cg.oom_killed()  # read before the cgroup went away
+
+
+FORK_LOOP = """
+import os, sys
+r, w = os.pipe()
+n = 0
+try:
+    while True:
+        if os.fork() == 0:
+            os.read(r, 1)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print(n, e.errno, flush=True)
+os.read(r, 1)
+"""
+
+
+def test_pids_limit_stops_fork_loop(make_cg):
+    cg = make_cg(Limits(pids_limit=20))
+    p = start(make_cg, cg, [PY, "-c", FORK_LOOP], stdout=subprocess.PIPE, text=True)
+    forked, errno_ = map(int, p.stdout.readline().split())
+    s = cg.stats()
+    print(f"\n[{cg.version}] --pids-limit 20, fork loop: forked {forked} children, "
+          f"pids.current={s['pids_current']} (fork errno {errno_})")
+    assert s["pids_current"] == 20 and forked == 19
+    assert subprocess.run(["true"]).returncode == 0  # the host still forks
+    cg.kill()
+    assert p.wait(10) == -9 and cg.pids() == []
+
+
+def test_update_cpus_on_running_cgroup(make_cg):
+    cg = make_cg(Limits(cpus=0.8))
+    start(make_cg, cg, BUSY)
+    time.sleep(0.5)
+    before, _ = cpu_share(cg, 2.0)
+    cg.set_limits(Limits.partial(cpus=0.2))
+    time.sleep(0.3)
+    after, _ = cpu_share(cg, 2.0)
+    s = cg.stats()
+    print(f"\n[{cg.version}] update --cpus 0.8 -> 0.2 on a busy loop: {before:.3f} -> "
+          f"{after:.3f} of a core (pids_limit still {s['pids_limit']})")
+    assert abs(before - 0.8) <= 2 * CPU_TOL
+    assert abs(after - 0.2) <= CPU_TOL
+    assert s["pids_limit"] == 2048  # partial update left it alone
+
+
+HOLD = "import sys\nb = b'x' * (48 << 20)\nprint('ok', flush=True)\nsys.stdin.read()"
+
+
+def test_lowering_memory_below_usage_is_a_clear_error(make_cg, monkeypatch):
+    monkeypatch.setenv("LABKIT_LANG", "pt_BR")
+    from labkit import i18n
+
+    i18n.reset()
+    cg = make_cg(Limits(memory=128 << 20))
+    p = start(make_cg, cg, [PY, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"ok"
+    with pytest.raises(LabkitError) as e:
+        cg.set_limits(Limits.partial(memory=16 << 20))
+    print(f"\n[{cg.version}] update --memory 16m while using ~48 MB: {e.value}")
+    assert "memória" in str(e.value)
+    assert p.poll() is None  # still alive, not OOM-killed by the attempt
+    assert cg.stats()["memory_limit"] == 128 << 20
+    cg.set_limits(Limits.partial(memory=96 << 20))  # a limit above usage works
+    assert cg.stats()["memory_limit"] == 96 << 20
+    p.stdin.close()
+    assert p.wait(30) == 0
+    i18n.reset()
+
+
+def test_bad_cpuset_is_a_clear_error(make_cg):
+    with pytest.raises(LabkitError) as e:
+        make_cg(Limits(cpuset_cpus="999"))
+    print(f"\n--cpuset-cpus 999: {e.value}")
+    assert "999" in str(e.value)
