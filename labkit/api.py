@@ -1,0 +1,412 @@
+"""The Python API: ``labkit.run(...)`` and :class:`Container`, as a notebook uses them.
+
+Everything goes through the engine (:mod:`labkit.engine`), which owns the
+containers; this module only sends requests and hands the engine the ends of
+pipes the container writes into.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import signal as _signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .engine import client, protocol
+from .errors import LabkitError
+from .i18n import _
+
+
+@dataclass
+class Result:
+    """What an attached run gives back."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    id: str = ""
+    name: str = ""
+    oom_killed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (stderr last)."""
+        return self.stdout + self.stderr
+
+    def __str__(self) -> str:
+        return self.output
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython: show the output, then the code
+        text = self.output.rstrip("\n")
+        if text:
+            p.text(text + "\n")
+        p.text(_("[exit code %(code)d]") % {"code": self.exit_code})
+
+
+def _argv(cmd: str | Iterable[str] | None) -> list[str] | None:
+    if cmd is None:
+        return None
+    if isinstance(cmd, str):
+        return shlex.split(cmd)
+    return [str(c) for c in cmd]
+
+
+def parse_volume(spec: str | tuple | list) -> list:
+    """``"SRC:DST[:ro|rw]"`` → [absolute SRC, DST, readonly]."""
+    if isinstance(spec, (tuple, list)):
+        parts = [str(p) for p in spec]
+    else:
+        parts = str(spec).split(":")
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        src, dst, mode = parts
+    elif len(parts) == 2:
+        (src, dst), mode = parts, "rw"
+    else:
+        raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])")
+                          % {"spec": spec})
+    if not dst.startswith("/"):
+        raise LabkitError(_("volume target must be an absolute path: %(path)s") % {"path": dst})
+    src = os.path.abspath(os.path.expanduser(src))
+    if not os.path.exists(src):
+        raise LabkitError(_("volume source does not exist: %(path)s") % {"path": src}, exit_code=125)
+    return [src, dst, mode == "ro"]
+
+
+def _volumes(volumes: Any) -> list:
+    if not volumes:
+        return []
+    if isinstance(volumes, dict):  # docker-py style {src: dst} or {src: {"bind": dst, "mode": "ro"}}
+        specs = []
+        for src, dst in volumes.items():
+            if isinstance(dst, dict):
+                specs.append((src, dst["bind"], dst.get("mode", "rw")))
+            else:
+                specs.append((src, dst))
+        volumes = specs
+    elif isinstance(volumes, str):
+        volumes = [volumes]
+    return [parse_volume(v) for v in volumes]
+
+
+def _limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memory_swap=None,
+            pids_limit: Any = "default") -> dict:
+    from .kernel.cgroups import DEFAULT_PIDS_LIMIT, parse_cpus, parse_size
+
+    limits: dict[str, Any] = {}
+    if memory is not None:
+        limits["memory"] = parse_size(memory)
+    if memory_swap is not None:
+        limits["memory_swap"] = -1 if str(memory_swap) == "-1" else parse_size(memory_swap)
+    if cpus is not None:
+        limits["cpus"] = parse_cpus(cpus)
+    if cpu_shares is not None:
+        limits["cpu_shares"] = int(cpu_shares)
+    if cpuset_cpus is not None:
+        limits["cpuset_cpus"] = str(cpuset_cpus)
+    if pids_limit == "default":
+        limits["pids_limit"] = DEFAULT_PIDS_LIMIT
+    elif pids_limit is not None:
+        value = int(pids_limit)
+        limits["pids_limit"] = None if value <= 0 else value
+    else:
+        limits["pids_limit"] = None
+    return limits
+
+
+def _collect(sock, stdin: bytes | None, out_r: int, err_r: int, stdin_w: int | None,
+             timeout: float | None) -> tuple[dict, dict, bytes, bytes]:
+    """Read the start reply, both pipes and the exit reply, feeding stdin meanwhile."""
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, "sock")
+    sel.register(out_r, selectors.EVENT_READ, "out")
+    sel.register(err_r, selectors.EVENT_READ, "err")
+    pending = memoryview(stdin or b"")
+    if stdin_w is not None:
+        os.set_blocking(stdin_w, False)
+        sel.register(stdin_w, selectors.EVENT_WRITE, "in")
+    chunks = {"out": [], "err": []}
+    replies: list[dict] = []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    open_pipes = 2
+    try:
+        while open_pipes or len(replies) < 2:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            events = sel.select(wait)
+            if not events and deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError
+            for key, _mask in events:
+                what = key.data
+                if what == "sock":
+                    try:
+                        reply, _fds = protocol.recv(sock)
+                    except ConnectionError:
+                        raise LabkitError(_("lost the connection to the labkit engine")) from None
+                    client.check(reply)
+                    replies.append(reply)
+                    if len(replies) == 2 or "exit_code" in reply:
+                        if len(replies) == 1:
+                            replies.insert(0, {})
+                        sel.unregister(sock)
+                elif what == "in":
+                    try:
+                        n = os.write(stdin_w, pending[:65536])
+                    except BrokenPipeError:
+                        n = len(pending)
+                    pending = pending[n:]
+                    if not pending:
+                        sel.unregister(stdin_w)
+                        os.close(stdin_w)
+                        stdin_w = None
+                else:
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        chunks[what].append(data)
+                    else:
+                        sel.unregister(key.fd)
+                        open_pipes -= 1
+    finally:
+        sel.close()
+        if stdin_w is not None:
+            os.close(stdin_w)
+    return replies[0], replies[1], b"".join(chunks["out"]), b"".join(chunks["err"])
+
+
+def _attached(message: dict, stdin: bytes | str | None, timeout: float | None,
+              home: Path | None) -> tuple[dict, dict, str, str]:
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    stdin_w = None
+    if stdin is None:
+        in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    else:
+        in_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    sock = client.connect(home)
+    try:
+        try:
+            protocol.send(sock, message, [in_r, out_w, err_w])
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        try:
+            start, end, out, err = _collect(sock, stdin, out_r, err_r, stdin_w, timeout)
+        except TimeoutError:
+            raise LabkitError(_("timed out after %(s)s s; the container was killed") % {"s": timeout},
+                              exit_code=124) from None
+    finally:
+        sock.close()  # if we leave early, the engine kills the attached container
+        os.close(out_r)
+        os.close(err_r)
+    return start, end, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None = None,
+        env: dict | Iterable[str] | None = None, workdir: str | None = None,
+        hostname: str | None = None, volumes: Any = None, user: str | None = None,
+        entrypoint: str | Iterable[str] | None = None, memory: Any = None, cpus: Any = None,
+        cpu_shares: int | None = None, cpuset_cpus: str | None = None, memory_swap: Any = None,
+        pids_limit: Any = "default", detach: bool = False, remove: bool | None = None,
+        stdin: bytes | str | None = None, timeout: float | None = None,
+        home: Path | None = None) -> "Result | Container":
+    """Run ``cmd`` in a new container of ``image``.
+
+    Attached (the default) it waits and returns a :class:`Result` with the
+    exit code and the output; the container is removed afterwards unless
+    ``remove=False``. With ``detach=True`` it returns a running
+    :class:`Container` at once (kept after exit unless ``remove=True``).
+    """
+    if isinstance(env, dict):
+        env = [f"{k}={v}" for k, v in env.items()]
+    config = {
+        "image": image, "cmd": _argv(cmd), "entrypoint": _argv(entrypoint), "name": name,
+        "env": list(env or []), "workdir": workdir, "hostname": hostname, "user": user,
+        "volumes": _volumes(volumes),
+        "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
+        "detach": detach, "remove": (not detach) if remove is None else remove,
+    }
+    if detach:
+        reply = client.request({"op": "run", "config": config}, home=home)
+        return Container(reply["id"], home=home)
+    start, end, out, err = _attached({"op": "run", "config": config}, stdin, timeout, home)
+    return Result(end["exit_code"], out, err, start.get("id", ""), start.get("name", ""),
+                  bool(end.get("oom_killed")))
+
+
+class Container:
+    """A container the engine knows, by id. Properties read fresh state."""
+
+    def __init__(self, id: str, home: Path | None = None, data: dict | None = None) -> None:
+        self.id = id
+        self.home = home
+        self._data = data
+
+    def __repr__(self) -> str:
+        data = self._data or {}
+        return f"<Container {self.id[:12]} {data.get('Name', '')} {data.get('State', {}).get('Status', '')}>"
+
+    def _request(self, op: str, **fields) -> dict:
+        return client.request({"op": op, "ref": self.id, **fields}, home=self.home)
+
+    def inspect(self) -> dict:
+        """Docker-style inspect document (State, Config, HostConfig, GraphDriver...)."""
+        self._data = self._request("inspect")["container"]
+        return self._data
+
+    reload = inspect
+
+    @property
+    def attrs(self) -> dict:
+        return self._data if self._data is not None else self.inspect()
+
+    @property
+    def name(self) -> str:
+        return self.attrs["Name"]
+
+    @property
+    def status(self) -> str:
+        return self.inspect()["State"]["Status"]
+
+    @property
+    def pid(self) -> int:
+        return self.inspect()["State"]["Pid"]
+
+    @property
+    def exit_code(self) -> int | None:
+        state = self.inspect()["State"]
+        return None if state["Running"] else state["ExitCode"]
+
+    @property
+    def oom_killed(self) -> bool:
+        return bool(self.inspect()["State"]["OOMKilled"])
+
+    @property
+    def image(self) -> str:
+        return self.attrs["ImageRef"]
+
+    @property
+    def upper_dir(self) -> Path:
+        """The OverlayFS upper directory: every change the container made."""
+        return Path(self.attrs["GraphDriver"]["Data"]["UpperDir"])
+
+    @property
+    def cgroup(self):
+        from .kernel import cgroups
+
+        return cgroups.backend().open(self.attrs["Cgroup"])
+
+    def logs(self, follow: bool = False) -> str | Iterator[str]:
+        path = self.attrs.get("LogPath")
+        if not path:
+            return iter(()) if follow else ""
+        if follow:
+            return self._follow(path)
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def _follow(self, path: str) -> Iterator[str]:
+        with open(path, errors="replace") as f:
+            while True:
+                line = f.readline()
+                if line:
+                    yield line
+                    continue
+                if self.inspect()["State"]["Status"] != "running":
+                    rest = f.read()
+                    if rest:
+                        yield rest
+                    return
+                time.sleep(0.1)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the container exits; returns its exit code."""
+        sock = client.connect(self.home)
+        try:
+            sock.settimeout(timeout)
+            protocol.send(sock, {"op": "wait", "ref": self.id})
+            try:
+                reply, _fds = protocol.recv(sock)
+            except TimeoutError:
+                raise LabkitError(_("timed out waiting for container %(id)s") % {"id": self.id[:12]},
+                                  exit_code=124) from None
+        finally:
+            sock.close()
+        return client.check(reply)["exit_code"]
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds (as ``docker stop``)."""
+        self._request("stop", timeout=timeout)
+
+    def kill(self, signal: int | str = _signal.SIGKILL) -> None:
+        if isinstance(signal, str):
+            name = signal.upper()
+            signal = getattr(_signal, name if name.startswith("SIG") else "SIG" + name)
+        self._request("kill", signal=int(signal))
+
+    def remove(self, force: bool = False) -> None:
+        self._request("rm", force=force)
+
+    def update(self, *, cpus: Any = None, memory: Any = None, pids_limit: Any = None,
+               cpu_shares: int | None = None, cpuset_cpus: str | None = None,
+               memory_swap: Any = None) -> dict:
+        """Change the running container's slice (as ``docker update``)."""
+        limits = _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit)
+        if pids_limit is None:
+            limits.pop("pids_limit", None)
+        return self._request("update", limits=limits)["limits"]
+
+    def exec(self, cmd: str | Iterable[str], *, env: dict | Iterable[str] | None = None,
+             workdir: str | None = None, user: str | None = None, stdin: bytes | str | None = None,
+             timeout: float | None = None) -> Result:
+        """Run another process inside this container (as ``docker exec``)."""
+        if isinstance(env, dict):
+            env = [f"{k}={v}" for k, v in env.items()]
+        message = {"op": "exec", "ref": self.id, "cmd": _argv(cmd), "env": list(env or []),
+                   "workdir": workdir, "user": user}
+        _start, end, out, err = _attached(message, stdin, timeout, self.home)
+        return Result(end["exit_code"], out, err, self.id, self.attrs["Name"])
+
+    def stats(self) -> dict:
+        """One reading of the slice: CPU %, memory, pids (see labkit.monitor)."""
+        from .monitor import snapshot
+
+        return snapshot(self.cgroup)
+
+
+def containers(all: bool = False, home: Path | None = None) -> list[Container]:
+    reply = client.request({"op": "list", "all": all}, home=home)
+    return [Container(d["Id"], home=home, data=d) for d in reply["containers"]]
+
+
+def get(ref: str, home: Path | None = None) -> Container:
+    data = client.request({"op": "inspect", "ref": ref}, home=home)["container"]
+    return Container(data["Id"], home=home, data=data)
+
+
+def prune(home: Path | None = None) -> list[str]:
+    """Remove every stopped container and what a killed engine left behind."""
+    return client.request({"op": "prune"}, home=home)["removed"]
+
+
+def engine_stop(home: Path | None = None) -> bool:
+    if not client.is_running(home):
+        return False
+    client.request({"op": "shutdown"}, home=home)
+    # wait until the socket is gone so the next call starts a fresh engine
+    from . import paths
+
+    sock = paths.engine_socket(home)
+    deadline = time.monotonic() + 10
+    while sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return True

@@ -1,0 +1,153 @@
+"""The container's filesystem, built inside its new mount namespace.
+
+Order matters and follows runc: make every mount private, mount the
+OverlayFS root, add the volumes (targets resolved inside the root), a fresh
+``/proc`` and a read-only ``/sys``, a small ``/dev``, mask and protect the
+sensitive ``/proc`` and ``/sys`` paths, then ``pivot_root`` into it.
+Everything here runs in the forked child that becomes the container, so a
+failure only ever affects that child's private mount table.
+"""
+from __future__ import annotations
+
+import os
+import stat
+
+from ..kernel import mounts
+from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
+from ..kernel.openat2 import fd_path, open_in_root
+
+# Docker/podman defaults (moby daemon/pkg/oci/defaults.go, containers/common).
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+    "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# name, major, minor
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0))
+
+
+class RootfsError(Exception):
+    """The root filesystem cannot be built; ``str()`` is shown to the user."""
+
+
+def _mount_on(root_fd: int, path: str, source: str, fstype: str, flags: int, data: str | None = None) -> None:
+    """Mount on ``path`` of the image; a symlink there (``/proc -> /``) is refused."""
+    try:
+        fd = open_in_root(root_fd, path, create="dir", symlinks=False)
+    except OSError as exc:
+        raise RootfsError(f"{path} in the image cannot be used as a mount point: {exc.strerror}") from None
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise RootfsError(f"{path} is not a directory in the image")
+        mounts.mount(source, fd_path(fd), fstype, flags, data)
+    finally:
+        os.close(fd)
+
+
+def _mount_dev(root_fd: int) -> None:
+    _mount_on(root_fd, "/dev", "tmpfs", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    # re-resolve: the tmpfs now covers the old /dev
+    dev_fd = open_in_root(root_fd, "/dev", symlinks=False)
+    dev_dir = os.open(fd_path(dev_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.close(dev_fd)
+    try:
+        old = os.umask(0)
+        try:
+            for name, major, minor in DEVICES:
+                os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev_dir)
+            os.mkdir("pts", 0o755, dir_fd=dev_dir)
+            os.mkdir("shm", 0o1777, dir_fd=dev_dir)
+            os.mkdir("mqueue", 0o755, dir_fd=dev_dir)
+        finally:
+            os.umask(old)
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev_dir)
+        os.symlink("/proc/self/fd", "fd", dir_fd=dev_dir)
+        for i, name in enumerate(("stdin", "stdout", "stderr")):
+            os.symlink(f"/proc/self/fd/{i}", name, dir_fd=dev_dir)
+        base = fd_path(dev_dir)
+        mounts.mount("devpts", f"{base}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                     "newinstance,ptmxmode=0666,mode=0620,gid=5")
+        mounts.mount("shm", f"{base}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                     "mode=1777,size=65536k")
+        mounts.mount("mqueue", f"{base}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    finally:
+        os.close(dev_dir)
+
+
+def _remount_readonly(root_fd: int, path: str, extra: int = 0) -> None:
+    # Re-open: the fd used for the bind names the dentry *under* the new mount;
+    # only a fresh lookup reaches the bind mount itself.
+    fd = open_in_root(root_fd, path, symlinks=False)
+    try:
+        mounts.mount(None, fd_path(fd), None, mounts.MS_BIND | mounts.MS_REMOUNT | MS_RDONLY | extra)
+    finally:
+        os.close(fd)
+
+
+def _mask_and_protect(root_fd: int) -> None:
+    null = open_in_root(root_fd, "/dev/null", symlinks=False)
+    try:
+        for path in MASKED_PATHS:
+            try:
+                fd = open_in_root(root_fd, path, symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    mounts.mount("tmpfs", fd_path(fd), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                 "size=0")
+                else:
+                    mounts.mount(fd_path(null), fd_path(fd), None, mounts.MS_BIND)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(null)
+    for path in READONLY_PATHS:
+        try:
+            fd = open_in_root(root_fd, path, symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            mounts.bind(fd_path(fd), fd_path(fd))
+        finally:
+            os.close(fd)
+        _remount_readonly(root_fd, path, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _mount_volume(root_fd: int, source: str, target: str, readonly: bool) -> None:
+    kind = "dir" if os.path.isdir(source) else "file"
+    fd = open_in_root(root_fd, target, create=kind)
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        if is_dir != (kind == "dir"):
+            raise RootfsError(f"volume {source}:{target}: file/directory mismatch")
+        mounts.bind(source, fd_path(fd))
+    finally:
+        os.close(fd)
+    if readonly:
+        _remount_readonly(root_fd, target)
+
+
+def build(spec: dict) -> None:
+    """Assemble the root described by ``spec`` and pivot into it.
+
+    ``spec``: ``lowerdirs`` (bottom first), ``upperdir``, ``workdir``,
+    ``rootfs`` (mount point), ``volumes`` ([source, target, readonly]).
+    """
+    mounts.make_private("/")
+    rootfs = spec["rootfs"]
+    mounts.overlay(list(reversed(spec["lowerdirs"])), spec["upperdir"], spec["workdir"], rootfs)
+    root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for source, target, readonly in spec.get("volumes", ()):
+            _mount_volume(root_fd, source, target, readonly)
+        _mount_on(root_fd, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _mount_on(root_fd, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _mount_dev(root_fd)
+        _mask_and_protect(root_fd)
+    finally:
+        os.close(root_fd)
+    mounts.enter_root(rootfs)

@@ -1,0 +1,211 @@
+"""Starting a container process: fork, unshare, fork again, build the root, exec.
+
+The engine calls :func:`start` (a new container) or :func:`start_exec` (a
+process in an existing container). Both use the same two-step shape:
+
+1. ``fork()`` → child A joins the container's cgroup, then ``unshare()``s
+   the namespaces (or ``setns()`` joins them). A new PID namespace applies to
+   A's *children*, so
+2. A ``fork()``s again: child B is PID 1 of the container. A reports B's pid
+   and exits; B is re-parented to the engine (a child subreaper), which reaps
+   it and records its exit code. No helper process stays behind.
+
+B builds the root filesystem, drops privileges and ``execve()``s the
+command. Until exec, errors travel back on a close-on-exec pipe: reading EOF
+there means the exec succeeded.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import termios
+
+from ..kernel import capabilities, namespaces
+from . import rootfs
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+
+
+def _reset_signals() -> None:
+    # Python ignores SIGPIPE and handles SIGINT; an exec'd program must start
+    # with default dispositions and nothing blocked.
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP,
+                signal.SIGQUIT, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.set_wakeup_fd(-1)
+
+
+def _report(fd: int, kind: str, message: str, code: int) -> None:
+    try:
+        os.write(fd, json.dumps({"kind": kind, "message": message, "code": code}).encode())
+    except OSError:
+        pass
+
+
+def _lookup_user(user: str) -> tuple[int, int, list[int]]:
+    """``user`` is ``name|uid[:group|gid]``, looked up in the container's /etc files."""
+    name, _, group = user.partition(":")
+
+    def table(path: str) -> list[list[str]]:
+        try:
+            with open(path) as f:
+                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        except OSError:
+            return []
+
+    passwd, groups = table("/etc/passwd"), table("/etc/group")
+    if name.isdigit():
+        uid = int(name)
+        gid = next((int(p[3]) for p in passwd if len(p) > 3 and p[2] == name), uid)
+        login = next((p[0] for p in passwd if len(p) > 3 and p[2] == name), None)
+    else:
+        entry = next((p for p in passwd if p[0] == name and len(p) > 3), None)
+        if entry is None:
+            raise LookupError(f"unable to find user {name}: no matching entries in passwd file")
+        uid, gid, login = int(entry[2]), int(entry[3]), name
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            entry = next((g for g in groups if g[0] == group and len(g) > 2), None)
+            if entry is None:
+                raise LookupError(f"unable to find group {group}: no matching entries in group file")
+            gid = int(entry[2])
+    extra = [int(g[2]) for g in groups if login and len(g) > 3 and login in g[3].split(",")]
+    return uid, gid, extra
+
+
+def _become_process(proc: dict, errfd: int) -> None:
+    """Common tail of B: stdio, tty, user, privileges, cwd, exec. Never returns."""
+    stdio = proc["stdio"]
+    for target, fd in enumerate(stdio):
+        if fd != target:
+            os.dup2(fd, target)
+    os.setsid()  # its own session: signals to the engine's group never reach it
+    if proc.get("tty"):
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # Only 0, 1 and 2 may reach the program (errfd is close-on-exec).
+    os.closerange(3, errfd)
+    os.closerange(errfd + 1, 1 << 20)
+    env = proc["env"]
+    try:
+        uid, gid, groups = _lookup_user(proc.get("user") or "0")
+    except LookupError as exc:
+        _report(errfd, "user", str(exc), 126)
+        os._exit(126)
+    capabilities.limit_to(capabilities.DEFAULT)
+    capabilities.set_no_new_privs()
+    os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    workdir = proc.get("workdir") or "/"
+    try:
+        os.chdir(workdir)
+    except OSError as exc:
+        _report(errfd, "workdir", f"cannot change to working directory {workdir}: {exc.strerror}", 126)
+        os._exit(126)
+    argv = proc["argv"]
+    try:
+        os.execvpe(argv[0], argv, env)
+    except FileNotFoundError:
+        _report(errfd, "notfound", f"{argv[0]}: executable file not found in $PATH", 127)
+        os._exit(127)
+    except PermissionError:
+        _report(errfd, "permission", f"{argv[0]}: permission denied", 126)
+        os._exit(126)
+    except OSError as exc:
+        _report(errfd, "exec", f"{argv[0]}: {exc.strerror}", 126)
+        os._exit(126)
+
+
+def _child_b_new(spec: dict, errfd: int) -> None:
+    try:
+        rootfs.build(spec["rootfs"])
+        if spec.get("hostname"):
+            socket.sethostname(spec["hostname"])
+    except (OSError, rootfs.RootfsError) as exc:
+        _report(errfd, "rootfs", str(exc), 125)
+        os._exit(125)
+    _become_process(spec["process"], errfd)
+
+
+def _fork_twice(prepare, run_b, syncfd: int, errfd: int) -> None:
+    """Body of child A: ``prepare()`` (cgroup, namespaces), fork B, report its pid, exit."""
+    try:
+        _reset_signals()
+        prepare()
+        pid = os.fork()
+    except BaseException as exc:  # noqa: BLE001 - A must never return into the engine
+        _report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
+        os._exit(125)
+    if pid == 0:
+        try:
+            os.close(syncfd)
+            run_b()
+        except BaseException as exc:  # noqa: BLE001
+            _report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
+        os._exit(125)
+    os.write(syncfd, str(pid).encode())
+    os._exit(0)
+
+
+def _launch(prepare, run_b) -> tuple[int, dict | None]:
+    """Run the A/B dance; return B's host pid and B's error report (None if exec'd)."""
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_a = os.fork()
+    if pid_a == 0:
+        os.close(sync_r)
+        os.close(err_r)
+        _fork_twice(prepare, lambda: run_b(err_w), sync_w, err_w)
+    os.close(sync_w)
+    os.close(err_w)
+    try:
+        _, status = os.waitpid(pid_a, 0)
+        pid_b = int(os.read(sync_r, 32) or 0)
+        chunks = []
+        while True:
+            data = os.read(err_r, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(sync_r)
+        os.close(err_r)
+    error = json.loads(b"".join(chunks)) if chunks else None
+    if error is None and os.waitstatus_to_exitcode(status) != 0:
+        error = {"kind": "setup", "message": "container setup failed", "code": 125}
+    return pid_b, error
+
+
+def start(spec: dict, cgroup) -> tuple[int, dict | None]:
+    """Start a container's PID 1. ``spec``: rootfs (see rootfs.build), hostname, process."""
+    flags = namespaces.flags_for(namespaces.CONTAINER_NAMESPACES)
+
+    def prepare() -> None:
+        cgroup.attach(os.getpid())  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
+        namespaces.unshare(flags)
+
+    return _launch(prepare, lambda errfd: _child_b_new(spec, errfd))
+
+
+def start_exec(pid: int, proc: dict, cgroup) -> tuple[int, dict | None]:
+    """Start ``proc`` inside the namespaces of the container whose PID 1 is ``pid``."""
+    names = [n for n in namespaces.CONTAINER_NAMESPACES]
+
+    def prepare() -> None:
+        cgroup.attach(os.getpid())
+        namespaces.enter(pid, names)
+
+    return _launch(prepare, lambda errfd: _become_process(proc, errfd))
+
+
+def become_subreaper() -> None:
+    from ..kernel.libc import check, libc
+
+    check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")

@@ -1,0 +1,85 @@
+"""Linux namespaces: ``unshare(2)`` and ``setns(2)``.
+
+A container is an ordinary process that was given new namespaces: its own
+process numbers (pid), mount table (mnt), hostname (uts), System V IPC (ipc),
+network stack (net) and cgroup root (cgroup). ``/proc/PID/ns/*`` shows which
+namespace a process is in: two processes share a namespace when those links
+are equal.
+"""
+from __future__ import annotations
+
+import os
+
+from .libc import check, libc
+
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# The name used in /proc/PID/ns/ for each flag.
+FLAGS = {
+    "mnt": CLONE_NEWNS,
+    "uts": CLONE_NEWUTS,
+    "ipc": CLONE_NEWIPC,
+    "net": CLONE_NEWNET,
+    "pid": CLONE_NEWPID,
+    "cgroup": CLONE_NEWCGROUP,
+    "user": CLONE_NEWUSER,
+    "time": CLONE_NEWTIME,
+}
+
+# What every labkit container gets (cgroup only where the kernel has it).
+CONTAINER_NAMESPACES = ("mnt", "uts", "ipc", "net", "pid", "cgroup")
+
+
+def available() -> set[str]:
+    """Namespace types this kernel offers (from ``/proc/self/ns``)."""
+    try:
+        names = set(os.listdir("/proc/self/ns"))
+    except OSError:
+        return set()
+    return {n for n in FLAGS if n in names}
+
+
+def flags_for(names: tuple[str, ...] | list[str]) -> int:
+    have = available()
+    flags = 0
+    for name in names:
+        if name in have:
+            flags |= FLAGS[name]
+    return flags
+
+
+def unshare(flags: int) -> None:
+    """Move the calling process into new namespaces (pid: its next child)."""
+    check(libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that ``fd`` (an open ``/proc/PID/ns/X``) refers to."""
+    check(libc.setns(fd, nstype), "setns")
+
+
+def ns_id(pid: int | str, name: str) -> str:
+    """The namespace link, e.g. ``'pid:[4026531836]'``."""
+    return os.readlink(f"/proc/{pid}/ns/{name}")
+
+
+def enter(pid: int, names: tuple[str, ...] | list[str]) -> None:
+    """Join the namespaces ``names`` of process ``pid`` (open all, then join)."""
+    fds = []
+    try:
+        for name in names:
+            if name in available():
+                fds.append((os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), name))
+        # mnt last: after it, /proc/PID may no longer be reachable
+        for fd, name in sorted(fds, key=lambda item: item[1] == "mnt"):
+            setns(fd, FLAGS[name])
+    finally:
+        for fd, _name in fds:
+            os.close(fd)
