@@ -1,0 +1,388 @@
+"""Container verbs: run, ps, logs, stop, kill, rm, exec, inspect, prune, engine."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from ..i18n import _, ngettext
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help=_("Create and run a new container from an image"))
+    _process_flags(p)
+    p.add_argument("-d", "--detach", action="store_true", help=_("run in the background and print the container ID"))
+    p.add_argument("--rm", action="store_true", help=_("remove the container when it exits"))
+    p.add_argument("--name", help=_("assign a name to the container"))
+    p.add_argument("--hostname", help=_("container host name"))
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help=_("bind mount a host path into the container"))
+    p.add_argument("--entrypoint", help=_("overwrite the default ENTRYPOINT of the image"))
+    p.add_argument("-m", "--memory", help=_("memory limit (e.g. 64m)"))
+    p.add_argument("--memory-swap", help=_("memory plus swap limit; -1 for unlimited swap"))
+    p.add_argument("--cpus", help=_("number of CPUs (e.g. 0.5 = half a core)"))
+    p.add_argument("-c", "--cpu-shares", type=int, help=_("CPU shares (relative weight, default 1024)"))
+    p.add_argument("--cpuset-cpus", help=_("CPUs in which to allow execution (e.g. 0-1, 0)"))
+    p.add_argument("--pids-limit", type=int, default=2048,
+                   help=_("maximum number of processes (default 2048; 0 or -1 for unlimited)"))
+    p.add_argument("image", metavar=_("IMAGE"))
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar=_("COMMAND"))
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("exec", help=_("Run a command in a running container"))
+    _process_flags(p)
+    p.add_argument("container", metavar=_("CONTAINER"))
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar=_("COMMAND"))
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("ps", help=_("List containers"))
+    p.add_argument("-a", "--all", action="store_true", help=_("show all containers (default shows just running)"))
+    p.add_argument("-q", "--quiet", action="store_true", help=_("only display container IDs"))
+    p.add_argument("--no-trunc", action="store_true", help=_("don't truncate output"))
+    p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser("logs", help=_("Fetch the logs of a container"))
+    p.add_argument("-f", "--follow", action="store_true", help=_("follow log output"))
+    p.add_argument("container", metavar=_("CONTAINER"))
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("stop", help=_("Stop one or more running containers"))
+    p.add_argument("-t", "--time", type=float, default=10, help=_("seconds to wait before killing it (default 10)"))
+    p.add_argument("containers", nargs="+", metavar=_("CONTAINER"))
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("kill", help=_("Kill one or more running containers"))
+    p.add_argument("-s", "--signal", default="KILL", help=_("signal to send (default KILL)"))
+    p.add_argument("containers", nargs="+", metavar=_("CONTAINER"))
+    p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("rm", help=_("Remove one or more containers"))
+    p.add_argument("-f", "--force", action="store_true", help=_("force the removal of a running container"))
+    p.add_argument("containers", nargs="+", metavar=_("CONTAINER"))
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("wait", help=_("Block until containers stop, then print their exit codes"))
+    p.add_argument("containers", nargs="+", metavar=_("CONTAINER"))
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("inspect", help=_("Return low-level information on containers or images"))
+    p.add_argument("objects", nargs="+", metavar=_("NAME"))
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("prune", help=_("Remove all stopped containers and leftovers"))
+    p.add_argument("-f", "--force", action="store_true", help=_("do not prompt for confirmation"))
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("engine", help=_("Manage the labkit engine"))
+    p.add_argument("action", choices=["status", "stop", "start"])
+    p.set_defaults(func=cmd_engine)
+
+
+def _process_flags(p) -> None:
+    p.add_argument("-i", "--interactive", action="store_true", help=_("keep STDIN open"))
+    p.add_argument("-t", "--tty", action="store_true", help=_("allocate a pseudo-TTY"))
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
+                   help=_("set environment variables"))
+    p.add_argument("-w", "--workdir", help=_("working directory inside the container"))
+    p.add_argument("-u", "--user", help=_("username or UID (format: name|uid[:group|gid])"))
+
+
+def _stdio(args) -> tuple[list[int], list[int]]:
+    """The three fds the container gets, and the ones to close after sending."""
+    if args.interactive:
+        return [0, 1, 2], []
+    null = os.open(os.devnull, os.O_RDONLY)
+    return [null, 1, 2], [null]
+
+
+def _attach(message: dict, args) -> int:
+    from ..engine import client, protocol
+
+    if args.tty:
+        return _attach_tty(message, args)
+    fds, to_close = _stdio(args)
+    sock = client.connect()
+    try:
+        protocol.send(sock, message, fds)
+        for fd in to_close:
+            os.close(fd)
+        try:
+            first, _ = protocol.recv(sock)
+            client.check(first)
+            if "exit_code" in first:
+                return first["exit_code"]
+            end, _ = protocol.recv(sock)
+        except ConnectionError:
+            from ..errors import LabkitError
+
+            raise LabkitError(_("lost the connection to the labkit engine")) from None
+        return client.check(end)["exit_code"]
+    finally:
+        sock.close()
+
+
+def _attach_tty(message: dict, args) -> int:
+    """A pseudo-terminal for the container; this process copies keys and screen."""
+    import fcntl
+    import selectors
+    import termios
+    import tty
+
+    from ..engine import client, protocol
+
+    master, slave = os.openpty()
+    if os.isatty(0):
+        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+    sock = client.connect()
+    saved = termios.tcgetattr(0) if os.isatty(0) and args.interactive else None
+    try:
+        protocol.send(sock, message, [slave, slave, slave])
+        os.close(slave)
+        first, _ = protocol.recv(sock)
+        client.check(first)
+        if saved is not None:
+            tty.setraw(0)
+        sel = selectors.DefaultSelector()
+        sel.register(master, selectors.EVENT_READ, "pty")
+        sel.register(sock, selectors.EVENT_READ, "sock")
+        if args.interactive:
+            sel.register(0, selectors.EVENT_READ, "stdin")
+        code = None
+        pty_open = True
+        while pty_open or code is None:
+            for key, _mask in sel.select():
+                if key.data == "pty":
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(master)
+                        pty_open = False
+                    else:
+                        os.write(1, data)
+                elif key.data == "stdin":
+                    data = os.read(0, 65536)
+                    if data:
+                        os.write(master, data)
+                    else:
+                        sel.unregister(0)
+                else:
+                    end, _ = protocol.recv(sock)
+                    code = client.check(end)["exit_code"]
+                    sel.unregister(sock)
+        return code
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
+        sock.close()
+
+
+def cmd_run(args) -> int:
+    from ..api import _limits, _volumes
+
+    pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
+    config = {
+        "image": args.image, "cmd": args.cmd or None,
+        "entrypoint": [args.entrypoint] if args.entrypoint else None,
+        "name": args.name, "env": args.env, "workdir": args.workdir, "hostname": args.hostname,
+        "user": args.user, "volumes": _volumes(args.volume),
+        "limits": _limits(args.memory, args.cpus, args.cpu_shares, args.cpuset_cpus,
+                          args.memory_swap, pids),
+        "detach": args.detach, "remove": args.rm, "interactive": args.interactive, "tty": args.tty,
+    }
+    if args.detach:
+        from ..engine import client
+
+        reply = client.request({"op": "run", "config": config})
+        print(reply["id"])
+        return 0
+    return _attach({"op": "run", "config": config}, args)
+
+
+def cmd_exec(args) -> int:
+    from ..errors import LabkitError
+
+    if not args.cmd:
+        raise LabkitError(_("exec needs a command to run"))
+    message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": args.env,
+               "workdir": args.workdir, "user": args.user, "tty": args.tty}
+    return _attach(message, args)
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return ""
+    import calendar
+
+    then = calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
+    return human_duration(time.time() - then)
+
+
+def human_duration(seconds: float) -> str:
+    s = int(max(0, seconds))
+    if s < 60:
+        return ngettext("%(n)d second", "%(n)d seconds", s) % {"n": s}
+    m = s // 60
+    if m < 60:
+        return ngettext("%(n)d minute", "%(n)d minutes", m) % {"n": m}
+    h = m // 60
+    if h < 48:
+        return ngettext("%(n)d hour", "%(n)d hours", h) % {"n": h}
+    d = h // 24
+    return ngettext("%(n)d day", "%(n)d days", d) % {"n": d}
+
+
+def status_text(state: dict) -> str:
+    if state["Status"] == "running":
+        return _("Up %(time)s") % {"time": _ago(state.get("StartedAt"))}
+    if state["Status"] == "created":
+        return _("Created")
+    return _("Exited (%(code)d) %(time)s ago") % {"code": state["ExitCode"], "time": _ago(state.get("FinishedAt"))}
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
+    lines = []
+    for r in [headers] + rows:
+        lines.append("   ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_ps(args) -> int:
+    from ..engine import client
+
+    items = client.request({"op": "list", "all": args.all})["containers"]
+    if args.quiet:
+        for d in items:
+            print(d["Id"] if args.no_trunc else d["Id"][:12])
+        return 0
+    rows = []
+    for d in items:
+        command = " ".join([d["Path"]] + d["Args"])
+        if not args.no_trunc and len(command) > 22:
+            command = command[:21] + "…"
+        rows.append([d["Id"] if args.no_trunc else d["Id"][:12], d["ImageRef"], f'"{command}"',
+                     _("%(time)s ago") % {"time": _ago(d["Created"])}, status_text(d["State"]), d["Name"]])
+    print(table(rows, [_("CONTAINER ID"), _("IMAGE"), _("COMMAND"), _("CREATED"), _("STATUS"), _("NAMES")]))
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from ..api import get
+
+    ctr = get(args.container)
+    if args.follow:
+        for chunk in ctr.logs(follow=True):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    else:
+        sys.stdout.write(ctr.logs())
+    return 0
+
+
+def _each(refs, action) -> int:
+    from ..errors import LabkitError
+
+    code = 0
+    for ref in refs:
+        try:
+            action(ref)
+            print(ref)
+        except LabkitError as exc:
+            sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": exc.message} + "\n")
+            code = exc.exit_code if code == 0 else code
+    return code
+
+
+def cmd_stop(args) -> int:
+    from ..engine import client
+
+    return _each(args.containers, lambda r: client.request({"op": "stop", "ref": r, "timeout": args.time}))
+
+
+def cmd_kill(args) -> int:
+    import signal
+
+    from ..engine import client
+    from ..errors import LabkitError
+
+    name = args.signal.upper()
+    try:
+        sig = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+    except AttributeError:
+        raise LabkitError(_("invalid signal: %(sig)s") % {"sig": args.signal}) from None
+    return _each(args.containers, lambda r: client.request({"op": "kill", "ref": r, "signal": sig}))
+
+
+def cmd_rm(args) -> int:
+    from ..engine import client
+
+    return _each(args.containers, lambda r: client.request({"op": "rm", "ref": r, "force": args.force}))
+
+
+def cmd_wait(args) -> int:
+    from ..api import get
+
+    for ref in args.containers:
+        print(get(ref).wait())
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from ..engine import client
+    from ..errors import NotFound
+
+    docs = []
+    for ref in args.objects:
+        try:
+            docs.append(client.request({"op": "inspect", "ref": ref})["container"])
+        except NotFound:
+            try:
+                from ..images.store import Store
+
+                docs.append(Store().inspect(ref))
+            except (ImportError, AttributeError):
+                raise
+            except NotFound:
+                raise NotFound(_("no such object: %(ref)s") % {"ref": ref}) from None
+    print(json.dumps(docs, indent=4, ensure_ascii=False))
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from ..engine import client
+
+    removed = client.request({"op": "prune"})["removed"]
+    if removed:
+        print(_("Deleted Containers:"))
+        for cid in removed:
+            print(cid)
+    print(ngettext("%(n)d container removed", "%(n)d containers removed", len(removed)) % {"n": len(removed)})
+    return 0
+
+
+def cmd_engine(args) -> int:
+    from .. import paths
+    from ..engine import client
+
+    if args.action == "status":
+        if not client.is_running():
+            print(_("engine: stopped (%(home)s)") % {"home": paths.home()})
+            return 3
+        reply = client.request({"op": "ping"})
+        running = len(client.request({"op": "list", "all": False})["containers"])
+        print(_("engine: running, pid %(pid)d, %(home)s, %(n)d running containers")
+              % {"pid": reply["pid"], "home": reply["home"], "n": running})
+        return 0
+    if args.action == "start":
+        client.connect().close()
+        return 0
+    from ..api import engine_stop
+
+    print(_("engine stopped") if engine_stop() else _("engine: stopped (%(home)s)") % {"home": paths.home()})
+    return 0
