@@ -51,6 +51,7 @@ NB_SANITIZE := notebooks/nbval_sanitize.cfg
 # The cgroup-v2 VM tests live in their own target (tools/cg2vm.py); run them when it exists.
 CG2_TARGET  := $(shell grep -qs '^test-cgroup2:' $(MAKEFILE_LIST) && echo test-cgroup2)
 SETUP_DEP   := $(if $(SKIP_SETUP),,setup)
+ANY_TESTS   := $(shell find tests -name 'test_*.py' -print -quit 2>/dev/null)$(NOTEBOOKS)
 
 .PHONY: help setup debs catalog jupyter-settings lab test test-unit test-integration \
         test-notebooks bench clean distclean doctor
@@ -120,7 +121,8 @@ doctor: setup
 # visible "skipped" line when it has none yet (an empty tests/integration is not an error).
 
 test: setup
-	@failed=; \
+	@if [ -z "$(ANY_TESTS)" ]; then echo "make test: nenhum teste encontrado (no tests found at all)" >&2; exit 1; fi; \
+	failed=; \
 	for t in test-unit test-integration test-notebooks $(CG2_TARGET); do \
 	  echo; echo "=== make $$t ==="; \
 	  $(MAKE) --no-print-directory $$t SKIP_SETUP=1 || failed="$$failed $$t"; \
@@ -167,3 +169,14 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# ---------------------------------------------------------------------------------------------
+# cgroup v2 for real: the cgroup tests inside a throw-away QEMU VM booting the Debian kernel with a
+# pure cgroup2 hierarchy (tools/cg2vm.py). Skipped, loudly, when qemu or a kernel image is missing.
+
+CG2_TESTS ?= $(wildcard tests/integration/test_cgroups*.py tests/cgroup2)
+.PHONY: test-cgroup2
+test-cgroup2: $(SETUP_DEP)
+	@mkdir -p reports
+	$(VPY) tools/cg2vm.py --skip-missing --rw $(CURDIR)/reports -- \
+	  '$(CURDIR)/$(VPY) -m pytest -p no:cacheprovider -s -rs $(PYTEST_ARGS) --junitxml=reports/cgroup2-junit.xml $(CG2_TESTS)'
