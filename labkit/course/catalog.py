@@ -1,0 +1,186 @@
+"""The course's exercises, by notebook: ``"03.2"`` is notebook 03, exercise 2.
+
+The statements are in the notebooks; each entry here says what real state
+proves the exercise done, gives hints (English msgids, translated in
+``labkit/locale/pt_BR/fragments/course.po``) and names the containers it
+creates (so ``reset("03.2")`` can start it again). Solutions are in
+:mod:`labkit.course.solutions`.
+"""
+from __future__ import annotations
+
+from functools import partial as p
+
+from . import checks as c
+from .framework import Exercise, register
+
+# ---------------------------------------------------------------- 00 comece aqui
+register(Exercise(
+    "00.1", "your first container",
+    [p(c.container_exited, "primeiro", 0),
+     p(c.container_has_file, "primeiro", "/ola.txt", "olá")],
+    hints=[
+        "Use labkit.run with the image \"busybox\" and name=\"primeiro\".",
+        "Keep the container after it ends: pass remove=False.",
+        "The command can be [\"sh\", \"-c\", \"echo olá > /ola.txt\"].",
+    ],
+    containers=["primeiro"],
+))
+register(Exercise(
+    "00.2", "a container in the background",
+    [p(c.container_running, "segundo-plano"),
+     p(c.container_process_is, "segundo-plano", "sleep")],
+    hints=[
+        "detach=True returns at once and leaves the container running.",
+        "Give it a command that lasts: [\"sleep\", \"600\"].",
+    ],
+    containers=["segundo-plano"],
+))
+
+# ---------------------------------------------------------------- 01 o que é um contêiner
+register(Exercise(
+    "01.1", "a container is a process",
+    [p(c.container_running, "dorminhoco"),
+     p(c.container_process_is, "dorminhoco", "sleep")],
+    hints=[
+        "Start busybox in the background (detach=True) with name=\"dorminhoco\".",
+        "Its command must be sleep, e.g. [\"sleep\", \"600\"]: the check looks for a "
+        "process called sleep on the host.",
+    ],
+    containers=["dorminhoco"],
+))
+register(Exercise(
+    "01.2", "an application and a service",
+    [p(c.container_running, "loja-app"),
+     p(c.container_running, "loja-cache")],
+    hints=[
+        "Two calls to labkit.run with detach=True, one per container.",
+        "Names: \"loja-app\" and \"loja-cache\"; any long command will do "
+        "(sleep 600).",
+    ],
+    containers=["loja-app", "loja-cache"],
+))
+register(Exercise(
+    "01.3", "disposable",
+    [p(c.container_absent, "dorminhoco")],
+    hints=[
+        "labkit.get(\"dorminhoco\") gives the container; look at its methods.",
+        "A running container must be stopped or removed with force=True.",
+    ],
+    containers=["dorminhoco"],
+))
+
+# ---------------------------------------------------------------- 02 namespaces
+register(Exercise(
+    "02.1", "namespaces of its own",
+    [p(c.container_running, "isolado"),
+     p(c.container_namespaces_differ, "isolado", ["pid", "uts", "mnt", "ipc", "net"])],
+    hints=[
+        "Start busybox in the background with name=\"isolado\" and a long command.",
+        "The check compares /proc/<PID>/ns/* of the container with the notebook's.",
+    ],
+    containers=["isolado"],
+))
+register(Exercise(
+    "02.2", "a host name of its own",
+    [p(c.container_running, "nomeado"),
+     p(c.container_hostname_is, "nomeado", "minha-caixa")],
+    hints=[
+        "labkit.run has a hostname= parameter.",
+        "The container must still be running when you check: detach=True and "
+        "sleep 600.",
+    ],
+    containers=["nomeado"],
+))
+register(Exercise(
+    "02.3", "no network but loopback",
+    [p(c.container_running, "isolado"),
+     p(c.container_only_loopback, "isolado")],
+    hints=[
+        "Reuse the container \"isolado\" of exercise 02.1.",
+        "From the host, /proc/<PID>/net/dev lists the interfaces the process sees.",
+    ],
+    containers=["isolado"],
+))
+
+# ---------------------------------------------------------------- 03 cgroups
+register(Exercise(
+    "03.1", "half a core",
+    [p(c.container_running, "meia-cpu"),
+     p(c.cpu_quota_is, "meia-cpu", 0.5)],
+    hints=[
+        "The parameter is cpus= and it takes a number of cores.",
+        "Half a core is cpus=0.5. Keep it running (detach=True).",
+    ],
+    containers=["meia-cpu"],
+))
+register(Exercise(
+    "03.2", "a memory limit",
+    [p(c.container_running, "pouca-memoria"),
+     p(c.memory_limit_is, "pouca-memoria", "64m")],
+    hints=[
+        "The parameter is memory= and accepts sizes like \"64m\".",
+        "If the container already exists with another limit, change it with "
+        "labkit.get(name).update(memory=...).",
+    ],
+    containers=["pouca-memoria"],
+))
+register(Exercise(
+    "03.3", "killed by the OOM killer",
+    [p(c.container_exited, "guloso"),
+     p(c.container_oom_killed, "guloso")],
+    hints=[
+        "Give the container a small limit (memory=\"32m\") and a command that "
+        "keeps eating memory.",
+        "tail /dev/zero never finds the end of a line, so it keeps everything "
+        "it reads in memory.",
+        "Keep the container after it dies: remove=False (or detach=True), then "
+        "wait for it.",
+    ],
+    containers=["guloso"],
+))
+register(Exercise(
+    "03.4", "few processes",
+    [p(c.container_running, "poucos-pids"),
+     p(c.pids_limit_is, "poucos-pids", 10)],
+    hints=[
+        "The parameter is pids_limit=.",
+        "pids_limit=10 and a long command, in the background.",
+    ],
+    containers=["poucos-pids"],
+))
+
+# ---------------------------------------------------------------- 04 OverlayFS
+register(Exercise(
+    "04.1", "a new file lands in the upper layer",
+    [p(c.container_running, "cow"),
+     p(c.container_has_file, "cow", "/nota.txt", "meu")],
+    hints=[
+        "Start busybox in the background with name=\"cow\".",
+        "container.exec([\"sh\", \"-c\", \"echo meu arquivo > /nota.txt\"]) runs a "
+        "command inside it.",
+        "Then look for nota.txt in container.upper_dir.",
+    ],
+    containers=["cow"],
+))
+register(Exercise(
+    "04.2", "an image file, deleted",
+    [p(c.container_running, "cow"),
+     p(c.container_has_whiteout, "cow", "/etc/group")],
+    hints=[
+        "/etc/group comes from the image (a lower layer): deleting it cannot "
+        "change the image.",
+        "Run rm /etc/group inside \"cow\" with exec, then list upper_dir/etc.",
+    ],
+    containers=["cow"],
+))
+register(Exercise(
+    "04.3", "copy-up of a changed file",
+    [p(c.container_running, "cow"),
+     p(c.container_has_file, "cow", "/etc/passwd", "aluno:")],
+    hints=[
+        "Append a line to /etc/passwd inside \"cow\" (>> appends).",
+        "For example: echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' >> /etc/passwd",
+        "The whole file is copied up to the upper directory before the change.",
+    ],
+    containers=["cow"],
+))

@@ -1,0 +1,82 @@
+"""Solutions of the exercises, kept apart from the notebooks.
+
+A notebook shows one only when the learner asks: ``solution("03.1")``. Each is
+Python a learner can paste in a cell (``labkit`` already imported).
+"""
+from __future__ import annotations
+
+SOLUTIONS: dict[str, str] = {
+    "00.1": """
+resultado = labkit.run("busybox", ["sh", "-c", "echo olá > /ola.txt"],
+                       name="primeiro", remove=False)
+resultado.exit_code   # 0: terminou bem, e o contêiner ficou guardado
+""",
+    "00.2": """
+c = labkit.run("busybox", ["sleep", "600"], name="segundo-plano", detach=True)
+c.status   # 'running'
+""",
+    "01.1": """
+c = labkit.run("busybox", ["sleep", "600"], name="dorminhoco", detach=True)
+import psutil
+psutil.Process(c.pid).name()   # 'sleep': visto do hospedeiro, é um processo comum
+""",
+    "01.2": """
+app = labkit.run("busybox", ["sleep", "600"], name="loja-app", detach=True)
+cache = labkit.run("busybox", ["sleep", "600"], name="loja-cache", detach=True)
+""",
+    "01.3": """
+labkit.get("dorminhoco").remove(force=True)
+""",
+    "02.1": """
+c = labkit.run("busybox", ["sleep", "600"], name="isolado", detach=True)
+import os
+for ns in ["pid", "uts", "mnt", "ipc", "net"]:
+    print(ns, os.readlink(f"/proc/{c.pid}/ns/{ns}"), os.readlink(f"/proc/self/ns/{ns}"))
+""",
+    "02.2": """
+c = labkit.run("busybox", ["sleep", "600"], name="nomeado", hostname="minha-caixa",
+               detach=True)
+c.exec(["hostname"]).stdout
+""",
+    "02.3": """
+c = labkit.get("isolado")
+print(open(f"/proc/{c.pid}/net/dev").read())   # só a interface lo
+""",
+    "03.1": """
+c = labkit.run("busybox", ["sleep", "600"], name="meia-cpu", cpus=0.5, detach=True)
+c.cgroup.stats()["cpu_quota_cores"]   # 0.5
+""",
+    "03.2": """
+c = labkit.run("busybox", ["sleep", "600"], name="pouca-memoria", memory="64m",
+               detach=True)
+c.cgroup.stats()["memory_limit"]   # 67108864 bytes = 64 MiB
+""",
+    "03.3": """
+c = labkit.run("busybox", ["tail", "/dev/zero"], name="guloso", memory="32m",
+               detach=True)
+c.wait()
+c.oom_killed   # True
+""",
+    "03.4": """
+c = labkit.run("busybox", ["sleep", "600"], name="poucos-pids", pids_limit=10,
+               detach=True)
+c.cgroup.stats()["pids_limit"]   # 10
+""",
+    "04.1": """
+c = labkit.run("busybox", ["sleep", "600"], name="cow", detach=True)
+c.exec(["sh", "-c", "echo meu arquivo > /nota.txt"])
+sorted(p.name for p in c.upper_dir.iterdir())   # nota.txt está na camada de cima
+""",
+    "04.2": """
+c = labkit.get("cow")
+c.exec(["rm", "/etc/group"])
+import os, stat
+st = os.lstat(c.upper_dir / "etc" / "group")
+stat.S_ISCHR(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev)   # (True, 0, 0)
+""",
+    "04.3": """
+c = labkit.get("cow")
+c.exec(["sh", "-c", "echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' >> /etc/passwd"])
+print((c.upper_dir / "etc" / "passwd").read_text())   # o arquivo inteiro subiu
+""",
+}

@@ -1,0 +1,335 @@
+"""labkit.course: the exercise framework and its checks (pure logic, no engine).
+
+The checks that ask labkit's API are run against a fake API here; the same
+checks against real containers belong in tests/integration.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from labkit import i18n
+from labkit.course import checks as c
+from labkit.course import framework as ex
+from labkit.course.verdict import Verdict, all_of, fail, number, ok, size
+from labkit.errors import LabkitError, NotFound
+
+
+@pytest.fixture(autouse=True)
+def portuguese(monkeypatch):
+    monkeypatch.setenv("LABKIT_LANG", "pt_BR")
+    i18n.reset()
+    yield
+    i18n.reset()
+
+
+# ---------------------------------------------------------------- verdicts
+def test_verdict_marks_and_nesting():
+    v = all_of(ok("a"), fail("b"), message="topo")
+    assert not v and str(v) == "✘ topo\n  ✔ a\n  ✘ b"
+    assert repr(v) == str(v)
+    assert bool(ok("x")) and str(ok("x")) == "✔ x"
+    v.notes.append("nota")
+    assert str(v).endswith("\n  nota")
+
+
+def test_number_and_size_in_portuguese(monkeypatch):
+    assert number(0.5) == "0,5" and number(2.0) == "2" and number(0.25) == "0,25"
+    assert size(64 * 1024**2) == "64 MiB" and size(512) == "512 B"
+    assert size(1536 * 1024**2) == "1,5 GiB"
+    assert size(None) == "sem limite"
+    monkeypatch.setenv("LABKIT_LANG", "en")
+    i18n.reset()
+    assert number(0.5) == "0.5" and size(None) == "no limit"
+
+
+# ---------------------------------------------------------------- upper dir
+def test_file_in_upper(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nota.txt").write_text("meu arquivo\n")
+    assert c.upper_has_file(tmp_path, "/etc/nota.txt")
+    assert c.upper_has_file(tmp_path, "/etc/nota.txt", contains="meu")
+    v = c.upper_has_file(tmp_path, "/etc/nota.txt", contains="outro")
+    assert not v and "não contém" in str(v)
+    v = c.upper_has_file(tmp_path, "/etc/falta.txt")
+    assert not v and str(v).startswith("✘ /etc/falta.txt não está no diretório de cima")
+    assert not c.upper_has_file(tmp_path, "/etc")          # a directory, not a file
+
+
+def test_path_cannot_escape_upper(tmp_path):
+    with pytest.raises(LabkitError):
+        c.upper_has_file(tmp_path, "/../etc/passwd")
+    with pytest.raises(LabkitError):
+        c.upper_has_whiteout(tmp_path, "/")
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a 0/0 device needs root")
+
+
+@needs_root
+def test_whiteout_in_upper(tmp_path):
+    (tmp_path / "etc").mkdir()
+    os.mknod(tmp_path / "etc" / "group", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    v = c.upper_has_whiteout(tmp_path, "/etc/group")
+    assert v and "whiteout" in str(v) and "0/0" in str(v)
+    # a whiteout is not a written file, and a written file is not a whiteout
+    assert not c.upper_has_file(tmp_path, "/etc/group")
+    assert not c.upper_has_whiteout(tmp_path, "/etc/passwd")
+    v = c.upper_has_whiteout(tmp_path, "/etc/hosts")
+    assert not v and "não foi apagado" in str(v)
+
+
+@needs_root
+def test_other_char_device_is_not_a_whiteout(tmp_path):
+    os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    assert not c.upper_has_whiteout(tmp_path, "/null")
+
+
+@needs_root
+def test_opaque_dir(tmp_path):
+    d = tmp_path / "var"
+    d.mkdir()
+    assert not c.upper_has_opaque_dir(tmp_path, "/var")
+    try:
+        os.setxattr(d, "trusted.overlay.opaque", b"y")
+    except OSError as err:  # tmpfs without trusted xattrs
+        pytest.skip(f"no trusted xattrs here: {err}")
+    assert c.upper_has_opaque_dir(tmp_path, "/var")
+
+
+# ---------------------------------------------------------------- /proc
+def fake_proc(root: Path, pid: int | str, ns: dict[str, str], comm="sleep",
+              netdev=("lo",)) -> None:
+    d = root / str(pid)
+    (d / "ns").mkdir(parents=True)
+    for name, link in ns.items():
+        os.symlink(link, d / "ns" / name)
+    (d / "comm").write_text(comm + "\n")
+    (d / "net").mkdir()
+    rows = "".join(f"  {n}: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n" for n in netdev)
+    (d / "net" / "dev").write_text(
+        "Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n" + rows)
+
+
+HOST_NS = {"pid": "pid:[4026531836]", "uts": "uts:[4026531838]",
+           "mnt": "mnt:[4026531841]", "net": "net:[4026531840]"}
+
+
+def test_namespaces_differ(tmp_path):
+    fake_proc(tmp_path, "self", HOST_NS)
+    fake_proc(tmp_path, 4242, {"pid": "pid:[4026532001]", "uts": "uts:[4026532002]",
+                               "mnt": "mnt:[4026531841]", "net": "net:[4026532004]"})
+    v = c.namespaces_differ(4242, ["pid", "uts", "net"], proc=tmp_path)
+    assert v and str(v).splitlines()[0] == \
+        "✔ pid: namespace próprio (pid:[4026532001]; o hospedeiro tem pid:[4026531836])."
+    v = c.namespaces_differ(4242, ["pid", "mnt"], proc=tmp_path)
+    assert not v and "✘ mnt: mesmo namespace do hospedeiro (mnt:[4026531841])." in str(v)
+    v = c.namespaces_differ(9999, ["pid"], proc=tmp_path)
+    assert not v and "/proc/9999/ns/pid" in str(v)
+    with pytest.raises(LabkitError):
+        c.namespace_link(4242, "bogus", tmp_path)
+
+
+def test_real_proc_self_is_not_in_own_namespace():
+    assert not c.namespaces_differ(os.getpid(), ["pid", "mnt"])
+
+
+def test_interfaces_and_process(tmp_path):
+    fake_proc(tmp_path, 10, HOST_NS, comm="sleep", netdev=("lo",))
+    fake_proc(tmp_path, 11, HOST_NS, comm="python3", netdev=("lo", "eth0"))
+    assert c.net_interfaces(11, tmp_path) == ["eth0", "lo"]
+    assert c.only_loopback(10, tmp_path)
+    v = c.only_loopback(11, tmp_path)
+    assert not v and "eth0, lo" in str(v)
+    assert c.process_is(10, "sleep", tmp_path)
+    v = c.process_is(11, "sleep", tmp_path)
+    assert not v and '"python3"' in str(v)
+    assert not c.process_is(12, "sleep", tmp_path)
+
+
+MOUNTINFO = (
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    "90 22 0:50 / /tmp/meu\\040lab/merged rw,relatime - overlay overlay "
+    "rw,lowerdir=/l,upperdir=/u,workdir=/w\n"
+    "91 22 0:51 / /mnt/t rw - tmpfs tmpfs rw\n"
+)
+
+
+def test_overlay_mounted():
+    assert c.overlay_mounted("/tmp/meu lab/merged", MOUNTINFO)
+    v = c.overlay_mounted("/mnt/t", MOUNTINFO)
+    assert not v and "tmpfs" in str(v)
+    assert not c.overlay_mounted("/mnt/nada", MOUNTINFO)
+
+
+# ---------------------------------------------------------------- comparisons
+def test_limits_comparisons():
+    assert c.compare_memory("x", 64 * 1024**2, 64 * 1024**2)
+    assert c.compare_memory("x", 64 * 1024**2 - 4095 + 1, 64 * 1024**2)   # page rounding
+    v = c.compare_memory("x", 128 * 1024**2, 64 * 1024**2)
+    assert not v and str(v) == '✘ O limite de memória de "x" é 128 MiB; o esperado era 64 MiB.'
+    assert not c.compare_memory("x", None, 1)
+    assert str(c.compare_cpus("x", 0.5, 0.5)) == '✔ A cota de CPU de "x" é 0,5 núcleo(s).'
+    v = c.compare_cpus("x", None, 0.5)
+    assert not v and "sem cota" in str(v)
+    assert c.status_is("x", "running", "running")
+    assert c.status_is("x", "stopped", "exited")
+    v = c.status_is("x", "exited", "running")
+    assert str(v) == '✘ O contêiner "x" deveria estar rodando, mas está encerrado.'
+    assert c.exit_code_is("x", 0, 0) and not c.exit_code_is("x", 1, 0)
+    assert c.compare_hostname("x", "caixa", "caixa")
+    assert not c.compare_hostname("x", "abc123", "caixa")
+
+
+def test_image_refs():
+    refs = ["localhost/busybox:latest", "localhost/meu-app:1",
+            "docker.io/library/alpine:3.19"]
+    assert c.ref_in("busybox", refs) and c.ref_in("busybox:latest", refs)
+    assert c.ref_in("meu-app:1", refs) and not c.ref_in("meu-app", refs)
+    assert c.ref_in("alpine:3.19", refs)
+    assert not c.ref_in("debian", refs)
+    assert c.image_in("busybox", refs) and not c.image_in("x", [])
+
+
+# ---------------------------------------------------------------- checks via a fake API
+class FakeCgroup:
+    def __init__(self, stats):
+        self._stats = stats
+
+    def stats(self):
+        return dict(self._stats)
+
+
+class FakeAPI:
+    def __init__(self, containers):
+        self.by_name = containers
+        self.removed = []
+
+    def get(self, name):
+        if name not in self.by_name:
+            raise NotFound(f"no such container: {name}")
+        return self.by_name[name]
+
+
+def fake_container(tmp_path, name, status="running", **kw):
+    stats = {"memory_limit": kw.pop("memory_limit", None),
+             "cpu_quota_cores": kw.pop("cpu_quota_cores", None),
+             "pids_limit": kw.pop("pids_limit", 2048)}
+    upper = tmp_path / name / "upper"
+    upper.mkdir(parents=True)
+    obj = SimpleNamespace(name=name, status=status, exit_code=kw.pop("exit_code", None),
+                          oom_killed=kw.pop("oom_killed", False), pid=os.getpid(),
+                          upper_dir=upper, cgroup=FakeCgroup(stats), **kw)
+    return obj
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    fake = FakeAPI({
+        "meia-cpu": fake_container(tmp_path, "meia-cpu", cpu_quota_cores=0.5),
+        "pouca-memoria": fake_container(tmp_path, "pouca-memoria",
+                                        memory_limit=128 * 1024**2),
+        "guloso": fake_container(tmp_path, "guloso", "exited", exit_code=137,
+                                 oom_killed=True),
+        "primeiro": fake_container(tmp_path, "primeiro", "exited", exit_code=0),
+    })
+    (fake.by_name["primeiro"].upper_dir / "ola.txt").write_text("olá\n")
+    monkeypatch.setattr(c, "_api", lambda: fake)
+    return fake
+
+
+def test_exercises_against_fake_api(api):
+    v = ex.check("03.1")
+    assert v and str(v) == (
+        "✔ Exercício 03.1 (meio núcleo): resolvido!\n"
+        '  ✔ O contêiner "meia-cpu" está rodando.\n'
+        '  ✔ A cota de CPU de "meia-cpu" é 0,5 núcleo(s).')
+    v = ex.check("03.2")
+    assert not v and "128 MiB; o esperado era 64 MiB" in str(v)
+    assert str(v).splitlines()[-1] == '  Travou? Peça uma dica: hint("03.2")'
+    assert ex.check("03.3")
+    assert ex.check("00.1")
+    v = ex.check("04.1")          # no container "cow": stops at the first step
+    assert not v and len(v.details) == 1 and 'Não existe contêiner chamado "cow"' in str(v)
+
+
+def test_generic_container_checks(api):
+    assert c.container_exists("guloso") and not c.container_exists("nada")
+    assert c.container_absent("nada") and not c.container_absent("guloso")
+    assert c.container_exited("guloso") and not c.container_exited("guloso", 0)
+    assert not c.container_running("guloso")
+    assert not c.container_oom_killed("primeiro")
+    assert c.pids_limit_is("meia-cpu", 2048) and not c.pids_limit_is("meia-cpu", 10)
+    assert c.memory_limit_is("pouca-memoria", "128m")
+    assert not c.cpu_quota_is("pouca-memoria", 1)
+    assert c.container_has_file("primeiro", "/ola.txt", "olá")
+    assert not c.container_has_file("nada", "/ola.txt")
+
+
+# ---------------------------------------------------------------- the framework
+def test_check_turns_errors_into_verdicts():
+    def boom():
+        raise RuntimeError("engine away")
+
+    def labkit_error():
+        raise NotFound("imagem não encontrada: x")
+
+    e = ex.Exercise("99.1", "test", [boom])
+    v = e.check()
+    assert not v and "RuntimeError: engine away" in str(v)
+    assert "hint(" not in str(v)                    # no hints, no hint line
+    v = ex.Exercise("99.2", "test", [labkit_error], hints=["h"]).check()
+    assert "✘ imagem não encontrada: x" in str(v) and 'hint("99.2")' in str(v)
+    assert not ex.Exercise("99.3", "test", []).check()
+
+
+def test_steps_stop_at_first_failure():
+    calls = []
+
+    def step(result):
+        def f():
+            calls.append(result)
+            return ok("sim") if result else fail("não")
+        return f
+
+    v = ex.Exercise("99.4", "test", [step(True), step(False), step(True)]).check()
+    assert calls == [True, False] and not v
+
+
+def test_hints_progress_then_repeat():
+    e = ex.Exercise("99.5", "your first container", [], hints=["h1", "h2"])
+    assert e.hint() == "Dica 1 de 2: h1"
+    assert e.hint() == "Dica 2 de 2: h2"
+    assert e.hint() == "Dica 2 de 2: h2"
+    assert repr(e.hint()) == "Dica 2 de 2: h2"
+    assert ex.Exercise("99.6", "t", []).hint() == "Este exercício não tem dicas."
+
+
+def test_unknown_exercise():
+    with pytest.raises(NotFound) as err:
+        ex.check("42.1")
+    assert "03.1" in str(err.value)
+
+
+def test_catalog_shape():
+    from labkit.course.solutions import SOLUTIONS
+
+    all_ex = ex.exercises()
+    ids = [e.id for e in all_ex]
+    assert all(re.fullmatch(r"0[0-9]\.[1-9]", i) for i in ids)
+    for nb in ("01", "02", "03", "04"):
+        assert 2 <= len(ex.exercises(nb)) <= 4, nb
+    assert set(SOLUTIONS) == set(ids)
+    for e in all_ex:
+        assert e.hints and e.containers and e.steps
+        sol = e.solution()
+        assert sol.startswith(f"Solução do Exercício {e.id} (")
+        assert "```python" in sol._repr_markdown_()
+        compile(SOLUTIONS[e.id], e.id, "exec")
+        assert not ex.exercise(e.id).label().startswith("Exercise")   # translated
