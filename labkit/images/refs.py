@@ -88,3 +88,13 @@ def familiar(ref: str) -> str:
         if ref.startswith(prefix):
             return ref[len(prefix):]
     return ref
+
+
+def normalize_hub(ref: str) -> str:
+    """Normalise as Docker does: a name with no domain is on Docker Hub (``docker.io/library/...``)."""
+    domain, path, _tag, _digest = parse(ref)
+    if domain is not None:
+        return normalize(ref)
+    if "/" not in path:
+        ref = "library/" + ref
+    return normalize(ref, default_domain=HUB_DOMAIN)
