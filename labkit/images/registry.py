@@ -77,37 +77,21 @@ class Reference:
 
 
 def parse_reference(name: str) -> Reference:
-    """Split ``[host[:port]/]path[:tag][@digest]``.
+    """Split ``[host[:port]/]path[:tag][@digest]`` (with :mod:`labkit.images.refs`).
 
-    The first component is a registry when it has a ``.`` or ``:`` or is
-    ``localhost``, as in Docker. A name with no registry gets ``registry=""``:
-    the caller decides what that means (labkit builds ``busybox`` and
-    ``debian:<suite>`` locally, and other names go to Docker Hub).
+    A name with no registry gets ``registry=""``: the caller decides what that
+    means (labkit builds ``busybox`` and ``debian:<suite>`` locally, and other
+    names go to Docker Hub).
     """
-    raw = name.strip()
-    if not raw or " " in raw:
-        raise LabkitError(_("invalid image name: %(name)s") % {"name": name})
-    digest = ""
-    if "@" in raw:
-        raw, digest = raw.split("@", 1)
-        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            raise LabkitError(_("invalid image name: %(name)s") % {"name": name})
-    registry = ""
-    first, sep, rest = raw.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, raw = first, rest
-    tag = ""
-    last_slash = raw.rfind("/")
-    colon = raw.rfind(":")
-    if colon > last_slash:
-        raw, tag = raw[:colon], raw[colon + 1:]
-    if not re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*", raw):
-        raise LabkitError(_("invalid image name: %(name)s") % {"name": name})
-    if tag and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
-        raise LabkitError(_("invalid image name: %(name)s") % {"name": name})
+    from . import refs
+
+    try:
+        domain, path, tag, digest = refs.parse(name.strip())
+    except LabkitError:
+        raise LabkitError(_("invalid image name: %(name)s") % {"name": name}) from None
     if not tag and not digest:
         tag = "latest"
-    return Reference(registry, raw, tag, digest)
+    return Reference(domain or "", path, tag or "", digest or "")
 
 
 def api_host(ref: Reference) -> str:
@@ -371,7 +355,7 @@ class RegistryClient:
                 raise self._error(resp.status, data, url)
             if stream:
                 return resp
-            data = resp.read() if method != "HEAD" else b""
+            data = resp.read()
             if conn is not self._conn:
                 conn.close()
             return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
