@@ -9,6 +9,7 @@ and ``podman pull oci:...`` read it as is.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import datetime as _dt
 import os
 import re
@@ -244,7 +245,7 @@ class Store:
             canonical = None
         if canonical == busybox.REF:
             self.layout.ensure()
-            with self.layout._flock(".busybox.lock", __import__("fcntl").LOCK_EX):
+            with self.layout._flock(".busybox.lock", fcntl.LOCK_EX):
                 img = self.find(ref)
                 if img is None:
                     busybox.build(self.layout)
