@@ -12,14 +12,14 @@ from ..i18n import _
 def _register_doctor(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "doctor",
-        help=_("check what this machine has for the course"),
+        help=_("Check what this machine has for the course"),
         description=_(
             "Check what this machine has for the course: root, kernel, cgroups, OverlayFS, "
             "namespaces, busybox, qemu, podman and skopeo, with the command that fixes each "
             "missing piece. Exit status 0 when the essentials are there, 1 otherwise."
         ),
     )
-    p.add_argument("--json", action="store_true", help=_("print the checks as JSON"))
+    p.add_argument("--json", action="store_true", help=_("Print the checks as JSON"))
     p.set_defaults(func=_doctor)
 
 
