@@ -1,0 +1,163 @@
+"""Start-to-exit time of ``/bin/true`` in a container: labkit beside runc, crun and podman.
+
+All in one run, on the same busybox rootfs (labkit's own image: its unpacked
+layer is copied for the runc/crun bundles and podman pulls the OCI layout):
+
+- labkit API: ``labkit.run("busybox", ["/bin/true"])`` in a loop in this process
+  (the engine is already up; each run creates, starts, reaps and removes a container)
+- labkit CLI: ``labkit run --rm busybox /bin/true`` (a new Python process per run)
+- ``runc run`` and ``crun run`` (foreground; both delete the container on exit) on a
+  bundle from ``runc spec``: absolute read-only root, no terminal, cgroupsPath set.
+  crun 1.8.1 refuses hybrid hosts, so it runs as
+  ``unshare -m sh -c 'umount /sys/fs/cgroup/unified && crun run ...'`` (skipped with the
+  reason when it still refuses)
+- ``podman run --rm --network none`` with ``--runtime runc`` (private --root/--runroot)
+
+Commands are timed with ``hyperfine -N`` when installed (else a subprocess loop).
+Prints medians (ms), min–max, and the ratios the targets are about:
+labkit API / crun (target ≤ 1) and labkit CLI / podman (target < 1/3).
+Needs root. Leaves no container, mount or cgroup behind (checked at the end).
+
+    .venv/bin/python bench/bench_runtime.py [--runs 50] [--warmup 3] [--skip podman,crun]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from common import (LABKIT_CLI, Scratch, cgroup_leftovers, have, machine, median_ms,
+                    run_quiet, spread, time_call, time_command)
+
+
+def podman_base(s: Scratch) -> list[str]:
+    return ["podman", "--root", str(s.path("podman", "root")), "--runroot", str(s.path("podman", "runroot")),
+            "--tmpdir", str(s.path("podman", "tmp")), "--storage-driver", "overlay",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--runtime", "runc"]
+
+
+def podman_cleanup(s: Scratch) -> None:
+    base = podman_base(s)
+    run_quiet(base + ["rm", "-af"], check=False)
+    run_quiet(base + ["system", "reset", "--force"], check=False)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--podman-runs", type=int, default=None, help="default: --runs")
+    ap.add_argument("--skip", default="", help="comma list of: api,cli,runc,crun,podman")
+    ap.add_argument("--no-hyperfine", action="store_true", help="time commands with our own loop")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench_runtime: needs root", file=sys.stderr)
+        return 2
+    skip = set(filter(None, a.skip.split(",")))
+    hf = not a.no_hyperfine
+    s = Scratch("lkbench-rt")
+    results: dict[str, tuple[list[float] | None, str]] = {}
+    labkit_ids: list[str] = []
+    try:
+        import labkit
+
+        print(f"# bench_runtime {machine()}")
+        print(f"# scratch {s.dir} (LABKIT_HOME={s.home}), tag {s.tag}, runs {a.runs}, warmup {a.warmup}, "
+              f"timer {'hyperfine -N' if hf and have('hyperfine') else 'subprocess loop'}")
+        rootfs = s.busybox_rootfs()
+
+        if "api" not in skip:
+            def one() -> None:
+                r = labkit.run("busybox", ["/bin/true"])
+                if r.exit_code != 0:
+                    raise RuntimeError(f"labkit.run exited {r.exit_code}: {r.stderr}")
+                labkit_ids.append(r.id)
+
+            results["labkit API  labkit.run('busybox', ['/bin/true'])"] = (time_call(one, a.runs, a.warmup), "")
+
+        if "cli" not in skip:
+            results["labkit CLI  labkit run --rm busybox /bin/true"] = (
+                time_command([str(LABKIT_CLI), "run", "--rm", "busybox", "/bin/true"], a.runs, a.warmup,
+                             hyperfine=hf), "")
+
+        if "runc" not in skip:
+            if have("runc"):
+                b = s.bundle("runc", ["/bin/true"], f"/{s.tag}-runc")
+                state = s.path("state", "runc")
+                results["runc run"] = (time_command(
+                    ["runc", "--root", str(state), "run", "--bundle", str(b), f"{s.tag}-runc"],
+                    a.runs, a.warmup, hyperfine=hf), "")
+            else:
+                results["runc run"] = (None, "runc not installed (apt-get install -y runc)")
+
+        if "crun" not in skip:
+            key = "crun run (unshare -m, unified unmounted)"
+            if have("crun"):
+                b = s.bundle("crun", ["/bin/true"], f"/{s.tag}-crun")
+                state = s.path("state", "crun")
+                inner = (f"umount /sys/fs/cgroup/unified 2>/dev/null; "
+                         f"exec crun --root {state} run --bundle {b} {s.tag}-crun")
+                argv = ["unshare", "-m", "sh", "-c", inner]
+                probe = run_quiet(argv, check=False)
+                if probe.returncode != 0:
+                    results[key] = (None, "crun refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
+                else:
+                    results[key] = (time_command(argv, a.runs, a.warmup, hyperfine=hf), "")
+            else:
+                results[key] = (None, "crun not installed")
+
+        if "podman" not in skip:
+            key = "podman run --rm --network none (--runtime runc)"
+            if have("podman"):
+                s.extra_cleanup.append(lambda: podman_cleanup(s))
+                base = podman_base(s)
+                pulled = run_quiet(base + ["pull", "-q", f"oci:{s.home / 'images'}:localhost/busybox:latest"])
+                image_id = pulled.stdout.strip().splitlines()[-1]  # named after the path; use the ID
+                argv = base + ["run", "--rm", "--network", "none",
+                               "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
+                               "--cgroup-parent", f"/{s.tag}-podman", image_id, "/bin/true"]
+                probe = run_quiet(argv, check=False)
+                if probe.returncode != 0:
+                    results[key] = (None, "podman failed: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
+                else:
+                    results[key] = (time_command(argv, a.podman_runs or a.runs, a.warmup, hyperfine=hf), "")
+            else:
+                results[key] = (None, "podman not installed")
+    finally:
+        problems = s.close()
+        for cid in labkit_ids:
+            problems += [f"cgroup {p}" for p in cgroup_leftovers(cid)]
+
+    print()
+    w = max(len(k) for k in results)
+    print(f"{'what':<{w}}  {'runs':>4}  {'median ms':>9}  {'min–max ms':>13}")
+    print(f"{'-' * w}  {'-' * 4}  {'-' * 9}  {'-' * 13}")
+    med: dict[str, float] = {}
+    for k, (times, why) in results.items():
+        if times is None:
+            print(f"{k:<{w}}  {'-':>4}  {'skipped':>9}  {why}")
+            continue
+        med[k.split()[0] + (" " + k.split()[1] if k.startswith("labkit") else "")] = median_ms(times)
+        print(f"{k:<{w}}  {len(times):>4}  {median_ms(times):>9.1f}  {spread(times):>13}")
+    print()
+
+    def ratio(num: str, den: str, target: str, ok) -> None:
+        if num in med and den in med:
+            r = med[num] / med[den]
+            print(f"{num} / {den}: {r:.2f}  (target {target}: {'met' if ok(r) else 'MISSED'})")
+        else:
+            print(f"{num} / {den}: n/a")
+
+    ratio("labkit API", "crun", "<= 1", lambda r: r <= 1)
+    if "crun" not in med and "runc" in med:
+        ratio("labkit API", "runc", "<= 1 (runc; crun skipped)", lambda r: r <= 1)
+    ratio("labkit CLI", "podman", "< 1/3", lambda r: r < 1 / 3)
+    if problems:
+        print("\nLEFTOVERS:", *problems, sep="\n  ")
+        return 1
+    print("\ncleanup: no leftover containers, mounts or cgroups")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
