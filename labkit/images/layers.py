@@ -40,6 +40,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -366,13 +367,16 @@ def extract(src: IO[bytes] | str | os.PathLike, dest: Path | str, *, expect_diff
         with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
             for ti in tf:
                 ex.member(tf, ti)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
         raise UnsafeLayer(f"bad tarball: {exc}") from exc
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
             raise UnsafeLayer(f"unsafe path: {exc}") from exc
         raise
-    reader.drain()
+    try:
+        reader.drain()
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise UnsafeLayer(f"bad tarball: {exc}") from exc
     ex.finish()
     ex.report.diff_id = reader.digest
     ex.report.size = reader.size
