@@ -225,6 +225,8 @@ def _ago(iso: str | None) -> str:
 
 def human_duration(seconds: float) -> str:
     s = int(max(0, seconds))
+    if s < 1:
+        return _("less than a second")
     if s < 60:
         return ngettext("%(n)d second", "%(n)d seconds", s) % {"n": s}
     m = s // 60

@@ -535,12 +535,17 @@ class Engine:
 
     # -- shutdown ---------------------------------------------------------------------
     def _remove_parent_cgroups(self) -> None:
+        """Remove cgroups under ``labkit/`` that no running container owns."""
+        owned = {r.cgroup_name for r in self.records.values() if r.running}
         try:
-            remove = getattr(self.cgroups, "remove_parent", None)
-            if remove is not None:
-                remove("labkit")
-        except Exception:  # noqa: BLE001
-            pass
+            for name in self.cgroups.list("labkit"):
+                if name not in owned:
+                    try:
+                        self.cgroups.open(name).remove()
+                    except NotFound:
+                        pass
+        except Exception:  # noqa: BLE001 - cleanup is best effort, reported in the log
+            traceback.print_exc()
 
     def shutdown(self) -> None:
         """Stop every container (as dockerd does without live-restore), then leave."""
