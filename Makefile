@@ -81,16 +81,20 @@ debs:
 	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
 
 # The virtual environment, rebuilt when pyproject.toml changes. Order-only on debs: python3-venv
-# must be there first, but an unchanged package list does not reinstall anything.
+# must be there first, but an unchanged package list does not reinstall anything. A lock keeps
+# two `make` runs in this tree (or two people) from running pip in the same venv at once.
 $(STAMP): pyproject.toml | debs
-	@if [ ! -x $(VENV)/bin/pip ]; then \
+	@mkdir -p $(STATE); exec 9>$(STATE)/setup.lock; flock 9; \
+	if [ -f $@ ] && [ $@ -nt pyproject.toml ]; then exit 0; fi; \
+	if [ ! -x $(VENV)/bin/pip ]; then \
 	  rm -rf $(VENV); \
-	  echo "make setup: creating $(VENV)"; \
-	  if [ -x /usr/bin/python3 ]; then /usr/bin/python3 -m venv $(VENV); else python3 -m venv $(VENV); fi; \
-	fi
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[lab,test]' --config-settings editable_mode=compat
-	@touch $@
+	  echo "make setup: criando (creating) $(VENV)"; \
+	  if [ -x /usr/bin/python3 ]; then /usr/bin/python3 -m venv $(VENV); else python3 -m venv $(VENV); fi || exit 1; \
+	fi; \
+	echo "make setup: pip install -e '.[lab,test]'"; \
+	$(VPY) -m pip install -q --upgrade pip && \
+	$(VPY) -m pip install -q -e '.[lab,test]' && \
+	touch $@
 
 # The pt-BR catalog (stdlib only; rewrites the .mo only when the fragments changed).
 catalog: $(STAMP)
