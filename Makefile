@@ -3,7 +3,8 @@
 #   make lab     set everything up (first time), then JupyterLab in Portuguese on notebooks/
 #   make test    set everything up, then every test: unit, integration (root), notebooks (nbval)
 #   make setup   the shared part: Debian packages, .venv, labkit installed editable, catalog
-#   make bench   benchmarks (bench/), not tests
+#   make doctor  what this machine has for the course (labkit doctor)
+#   make bench   benchmarks (bench/bench_*.py), not tests
 #   make clean   caches and Jupyter state; `make distclean` also removes .venv
 #
 # Everything is idempotent: a second `make setup` only checks (well under a second).
@@ -57,7 +58,7 @@ ANY_TESTS   := $(shell find tests -name 'test_*.py' -print -quit 2>/dev/null)$(N
         test-notebooks bench clean distclean doctor
 
 help:
-	@sed -n '3,9s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,/^$$/{/^$$/q;s/^# \{0,1\}//p}' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------------------------
 # setup
@@ -157,11 +158,11 @@ test-notebooks: $(SETUP_DEP)
 	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),--nbval --nbval-sanitize-with $(NB_SANITIZE) --nbval-current-env)
 
 # ---------------------------------------------------------------------------------------------
-# bench: bench/run.py when it exists, else every bench/*.py in name order
+# bench: bench/run.py when it exists, else every bench/bench_*.py in name order
 
 bench: setup
 	@if [ -f bench/run.py ]; then exec $(VPY) bench/run.py; fi; \
-	files=$$(ls bench/*.py 2>/dev/null | grep -v '/_'); \
+	files=$$(ls bench/bench_*.py 2>/dev/null); \
 	if [ -z "$$files" ]; then echo "make bench: nenhum benchmark em bench/ (no benchmarks yet)"; exit 0; fi; \
 	for f in $$files; do echo "=== $$f ==="; $(VPY) $$f || exit $$?; done
 
