@@ -21,7 +21,12 @@ OVERRIDES_SRC := jupyter/overrides.json
 OVERRIDES     := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 # Debian packages the course and its tests use (checked with dpkg-query, installed when missing).
-DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 linux-image-amd64 \
+# Ubuntu names its kernel meta-package differently; a package this distribution or architecture
+# does not have (Ubuntu's chromium is a snap) is skipped with a warning, never a failed set-up,
+# and remembered in .cache/apt-absent so that the next run does not call apt-get update again.
+OS_ID  := $(shell . /etc/os-release 2>/dev/null && echo $$ID)
+KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd64)
+DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) \
         docker-registry umoci hyperfine python3-venv chromium chromium-driver
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
@@ -68,6 +73,7 @@ setup: debs $(STAMP) catalog jupyter-settings
 # Debian packages: one dpkg-query for all of them; apt-get update once, only if one is missing.
 debs:
 	@missing=$$(for p in $(DEBS); do \
+	    grep -qsx "$$p" $(STATE)/apt-absent && continue; \
 	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q ' ok installed$$' || echo "$$p"; \
 	  done | tr '\n' ' '); \
 	if [ -z "$${missing// /}" ]; then exit 0; fi; \
@@ -76,10 +82,17 @@ debs:
 	  echo "  rode como root (run as root): apt-get install -y --no-install-recommends $$missing" >&2; \
 	  exit 0; \
 	fi; \
-	echo "make setup: instalando (installing) $$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	apt-get -o DPkg::Lock::Timeout=300 update -qq && \
-	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
+	apt-get -o DPkg::Lock::Timeout=300 update -qq || exit 1; \
+	install=; absent=; \
+	for p in $$missing; do \
+	  if apt-cache show --no-all-versions "$$p" >/dev/null 2>&1; then install="$$install $$p"; else absent="$$absent $$p"; fi; \
+	done; \
+	if [ -n "$$absent" ]; then mkdir -p $(STATE); printf '%s\n' $$absent >> $(STATE)/apt-absent; \
+	  echo "make setup: aviso (warning): sem pacote nesta distribuição (not available here):$$absent" >&2; fi; \
+	if [ -z "$$install" ]; then exit 0; fi; \
+	echo "make setup: instalando (installing)$$install"; \
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$install
 
 # The virtual environment, rebuilt when pyproject.toml changes. Order-only on debs: python3-venv
 # must be there first, but an unchanged package list does not reinstall anything. A lock keeps
