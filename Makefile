@@ -54,6 +54,8 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
 NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
 NB_SANITIZE := notebooks/nbval_sanitize.cfg
+# strict nbval (every stored output compared after sanitizing), kernel from .venv, no cell may hang CI
+NBVAL_ARGS  ?= --nbval --nbval-sanitize-with $(NB_SANITIZE) --nbval-current-env --nbval-cell-timeout=300
 # The cgroup-v2 VM tests live in their own target (tools/cg2vm.py); run them when it exists.
 CG2_TARGET  := $(shell grep -qs '^test-cgroup2:' $(MAKEFILE_LIST) && echo test-cgroup2)
 SETUP_DEP   := $(if $(SKIP_SETUP),,setup)
@@ -168,7 +170,7 @@ test-integration: $(SETUP_DEP)
 
 test-notebooks: $(SETUP_DEP)
 	@if [ -n "$(NOTEBOOKS)" ] && [ ! -f $(NB_SANITIZE) ]; then echo "make test: $(NB_SANITIZE) is missing" >&2; exit 1; fi
-	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),--nbval --nbval-sanitize-with $(NB_SANITIZE) --nbval-current-env)
+	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),$(NBVAL_ARGS))
 
 # ---------------------------------------------------------------------------------------------
 # bench: bench/run.py when it exists, else every bench/bench_*.py in name order

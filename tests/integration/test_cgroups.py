@@ -23,9 +23,8 @@ from labkit.kernel.cgroups import Limits
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-IN_VM = bool(os.environ.get("CG2VM"))
-# Under QEMU TCG the guest's clock and scheduler are emulated; see test_cpus_half_core.
-CPU_TOL = float(os.environ.get("LABKIT_CPU_TOL", "0.08" if IN_VM else "0.05"))
+# Measured in the TCG VM too (tools/cg2vm.py): 0.502 for --cpus 0.5, so one tolerance.
+CPU_TOL = float(os.environ.get("LABKIT_CPU_TOL", "0.05"))
 PY = sys.executable
 BUSY = [shutil.which("busybox") or "/bin/busybox", "sh", "-c", "while :; do :; done"]
 
@@ -92,6 +91,25 @@ def cpu_share(cg, seconds: float) -> tuple[float, dict]:
     return share, d
 
 
+HOST_BUSY = ("below the quota: other processes kept the CPUs busy (see the attempts above, "
+             "nr_throttled ~ 0 means the limit was never reached); rerun on a quieter host")
+
+
+def quota_share(cg, seconds: float, want: float, label: str) -> tuple[float, dict]:
+    """cpu_share(), measured again (at most 3 times) while the host is too busy to let the
+    loop reach its quota: then nr_throttled < 80 % of nr_periods and the number says
+    something about the other tenants, not about the limit. Every attempt is printed."""
+    for attempt in range(3):
+        share, d = cpu_share(cg, seconds)
+        print(f"\n[{cg.version}] {label}: {share:.3f} of a core (periods {d['nr_periods']}, "
+              f"throttled {d['nr_throttled']}, {d['throttled_ns'] / 1e9:.2f} s)", end="")
+        if abs(share - want) <= CPU_TOL or d["nr_throttled"] >= 0.8 * d["nr_periods"]:
+            break
+        print(" <- host busy (quota not reached), measuring again", end="")
+    print()
+    return share, d
+
+
 def test_create_attach_stats_remove(make_cg):
     cg = make_cg(Limits(cpus=1.5, memory=64 << 20, pids_limit=100))
     assert cgroups.backend().open(cg.name).paths() == cg.paths()
@@ -117,11 +135,9 @@ def test_cpus_half_core(make_cg):
     cg = make_cg(Limits(cpus=0.5))
     start(make_cg, cg, BUSY)
     time.sleep(0.5)
-    share, d = cpu_share(cg, 3.0)
-    print(f"\n[{cg.version}] --cpus 0.5, busy loop, 3 s: {share:.3f} of a core "
-          f"(periods {d['nr_periods']}, throttled {d['nr_throttled']}, "
-          f"{d['throttled_ns'] / 1e9:.2f} s)")
-    assert abs(share - 0.5) <= CPU_TOL
+    share, d = quota_share(cg, 3.0, 0.5, "--cpus 0.5, busy loop, 3 s")
+    assert share <= 0.5 + CPU_TOL, "the quota let the loop use more than 0.5 core"
+    assert abs(share - 0.5) <= CPU_TOL, HOST_BUSY
     assert d["nr_throttled"] > 0
 
 
@@ -190,15 +206,16 @@ def test_update_cpus_on_running_cgroup(make_cg):
     cg = make_cg(Limits(cpus=0.8))
     start(make_cg, cg, BUSY)
     time.sleep(0.5)
-    before, _ = cpu_share(cg, 2.0)
+    before, _ = quota_share(cg, 2.0, 0.8, "--cpus 0.8, busy loop, 2 s")
     cg.set_limits(Limits.partial(cpus=0.2))
     time.sleep(0.3)
-    after, _ = cpu_share(cg, 2.0)
+    after, _ = quota_share(cg, 2.0, 0.2, "after update --cpus 0.2, 2 s")
     s = cg.stats()
     print(f"\n[{cg.version}] update --cpus 0.8 -> 0.2 on a busy loop: {before:.3f} -> "
           f"{after:.3f} of a core (pids_limit still {s['pids_limit']})")
-    assert abs(before - 0.8) <= 2 * CPU_TOL
-    assert abs(after - 0.2) <= CPU_TOL
+    assert before <= 0.8 + CPU_TOL and after <= 0.2 + CPU_TOL
+    assert abs(before - 0.8) <= 2 * CPU_TOL, HOST_BUSY
+    assert abs(after - 0.2) <= CPU_TOL, HOST_BUSY
     assert s["pids_limit"] == 2048  # partial update left it alone
 
 
