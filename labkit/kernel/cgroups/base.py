@@ -112,7 +112,9 @@ def mkdirs(root: str, name: str, init=None) -> str:
                 if init:
                     init(cur)
             return cur
-        except FileNotFoundError:
+        except OSError as exc:  # ENOENT/ENODEV: the parent was removed while we looked
+            if exc.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
             time.sleep(0.005 * (attempt + 1))
     raise LabkitError(_("cannot create cgroup %(path)s") % {"path": os.path.join(root, name)})
 
