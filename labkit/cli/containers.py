@@ -132,17 +132,25 @@ def _attach_tty(message: dict, args) -> int:
 
     from ..engine import client, protocol
 
-    master, slave = os.openpty()
+    import struct
+
+    winsize = None
     if os.isatty(0):
-        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+        rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+        winsize = [rows, cols]
+    (message["config"] if "config" in message else message)["winsize"] = winsize
     sock = client.connect()
     saved = termios.tcgetattr(0) if os.isatty(0) and args.interactive else None
+    master = -1
     try:
-        protocol.send(sock, message, [slave, slave, slave])
-        os.close(slave)
-        first, _ = protocol.recv(sock)
+        protocol.send(sock, message)
+        first, fds = protocol.recv(sock)
         client.check(first)
+        if not fds:
+            from ..errors import LabkitError
+
+            raise LabkitError(_("the engine sent no terminal"))
+        master = fds[0]
         if saved is not None:
             tty.setraw(0)
         sel = selectors.DefaultSelector()
@@ -178,7 +186,8 @@ def _attach_tty(message: dict, args) -> int:
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
-        os.close(master)
+        if master >= 0:
+            os.close(master)
         sock.close()
 
 

@@ -258,14 +258,14 @@ class Engine:
         if error:
             st["Error"] = error
         rec.save()
+        if rec.data["HostConfig"].get("AutoRemove"):
+            self._delete(rec)  # before replying: `run --rm` / `rm -f` return once it is gone
         reply = {"ok": True, "exit_code": st["ExitCode"], "oom_killed": st["OOMKilled"]}
         for conn, kind in self.waiters.pop(rec.id, []):
             self._reply_and_close(conn, reply)
         for conn, cid in list(self.attached.items()):
             if cid == rec.id:
                 self._reply_and_close(conn, reply)
-        if rec.data["HostConfig"].get("AutoRemove"):
-            self._delete(rec)
 
     def _delete(self, rec: Record) -> None:
         self.records.pop(rec.id, None)
@@ -359,7 +359,11 @@ class Engine:
             self._delete(rec)
             raise
         opened = []
-        if detach:
+        console = None
+        if cfg.get("tty") and not detach:
+            console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            stdio = []
+        elif detach:
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             log = os.open(rec.data["LogPath"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
             opened = [null, log]
@@ -374,10 +378,13 @@ class Engine:
                        "volumes": cfg.get("volumes", [])},
             "hostname": hostname,
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
-                        "tty": bool(cfg.get("tty")), "stdio": stdio},
+                        "tty": bool(cfg.get("tty")), "stdio": stdio,
+                        "console": console[1].fileno() if console else None,
+                        "winsize": cfg.get("winsize")},
         }
         try:
             pid, error = spawn.start(spec, cgroup)
+            master = self._console_master(console, error)
         finally:
             for fd in opened:
                 os.close(fd)
@@ -391,8 +398,33 @@ class Engine:
         if detach:
             return {"ok": True, "id": cid, "name": name}
         self.attached[conn] = cid
-        self._send(conn, {"ok": True, "id": cid, "name": name, "pid": pid})
+        self._send_with(conn, {"ok": True, "id": cid, "name": name, "pid": pid}, master)
         return None
+
+    @staticmethod
+    def _console_master(console, error) -> int | None:
+        """The pty master the container's B process sent back (see spawn._open_console)."""
+        if console is None:
+            return None
+        parent, child = console
+        child.close()
+        try:
+            if error is not None:
+                return None
+            parent.settimeout(5)
+            _data, fds, _flags, _addr = socket.recv_fds(parent, 1, 1)
+            return fds[0] if fds else None
+        finally:
+            parent.close()
+
+    def _send_with(self, conn: socket.socket, reply: dict, fd: int | None) -> None:
+        try:
+            protocol.send(conn, reply, [fd] if fd is not None else [])
+        except OSError:
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _translate_start_error(self, error: dict) -> str:
         kind, message = error.get("kind"), error.get("message", "")
@@ -507,16 +539,20 @@ class Engine:
         rec = self.find(msg["ref"])
         if not rec.running:
             raise Conflict(_("container %(name)s is not running") % {"name": rec.name})
-        if len(fds) != 3:
+        tty = bool(msg.get("tty"))
+        if len(fds) != 3 and not tty:
             raise LabkitError("exec: expected 3 file descriptors")
         env = dict(e.split("=", 1) for e in rec.data["Config"]["Env"] if "=" in e)
         env.update(dict(e.split("=", 1) if "=" in e else (e, "") for e in msg.get("env") or []))
         proc = {"argv": msg["cmd"], "env": env,
                 "workdir": msg.get("workdir") or rec.data["Config"]["WorkingDir"],
-                "user": msg.get("user") or rec.data["Config"]["User"], "tty": bool(msg.get("tty")),
-                "stdio": list(fds)}
+                "user": msg.get("user") or rec.data["Config"]["User"], "tty": tty,
+                "stdio": list(fds), "winsize": msg.get("winsize")}
+        console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if tty else None
+        proc["console"] = console[1].fileno() if console else None
         cgroup = self.cgroups.open(rec.cgroup_name)
         pid, error = spawn.start_exec(rec.pid, proc, cgroup)
+        master = self._console_master(console, error)
         if error is not None:
             if pid:
                 try:
@@ -526,7 +562,7 @@ class Engine:
             raise LabkitError(self._translate_start_error(error), exit_code=error.get("code", 126))
         self.by_pid[pid] = ("exec", rec.id)
         self.exec_conns[pid] = conn
-        self._send(conn, {"ok": True, "pid": pid})
+        self._send_with(conn, {"ok": True, "pid": pid}, master)
         return None
 
     def op_shutdown(self, msg, fds, conn):

@@ -80,9 +80,37 @@ def _lookup_user(user: str) -> tuple[int, int, list[int]]:
     return uid, gid, extra
 
 
+TIOCGPTPEER = 0x5441
+TIOCSPTLCK = 0x40045431
+
+
+def _open_console(console_fd: int, winsize: list | None) -> int:
+    """A terminal from the container's own ``/dev/pts``; the master goes to the engine.
+
+    Like runc's console socket: the pseudo-terminal is created inside the
+    container, so ``tty`` names ``/dev/pts/0`` there, and the engine hands the
+    master side to the client, which copies keys and screen.
+    """
+    import struct
+
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt()
+    slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    if winsize:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))
+    sock = socket.socket(fileno=console_fd)
+    socket.send_fds(sock, [b"m"], [master])
+    sock.close()
+    os.close(master)
+    return slave
+
+
 def _become_process(proc: dict, errfd: int) -> None:
     """Common tail of B: stdio, tty, user, privileges, cwd, exec. Never returns."""
-    stdio = proc["stdio"]
+    if proc.get("console") is not None:
+        stdio = [_open_console(proc["console"], proc.get("winsize"))] * 3
+    else:
+        stdio = proc["stdio"]
     for target, fd in enumerate(stdio):
         if fd != target:
             os.dup2(fd, target)
@@ -123,8 +151,19 @@ def _become_process(proc: dict, errfd: int) -> None:
         os._exit(126)
 
 
+def _loopback_up() -> None:
+    """Bring ``lo`` up in the new network namespace (as Docker/podman do)."""
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))  # SIOCSIFFLAGS, IFF_UP
+
+
 def _child_b_new(spec: dict, errfd: int) -> None:
     try:
+        _loopback_up()
         rootfs.build(spec["rootfs"])
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"])
