@@ -4,6 +4,7 @@
 #   make test    set everything up, then every test: unit, integration (root), notebooks (nbval)
 #   make setup   the shared part: Debian packages, .venv, labkit installed editable, catalog
 #   make doctor  what this machine has for the course (labkit doctor)
+#   make record  re-execute notebooks and store their outputs (NB=notebooks/x.ipynb for one)
 #   make bench   benchmarks (bench/bench_*.py), not tests
 #   make clean   caches and Jupyter state; `make distclean` also removes .venv
 #
@@ -62,7 +63,7 @@ SETUP_DEP   := $(if $(SKIP_SETUP),,setup)
 ANY_TESTS   := $(shell find tests -name 'test_*.py' -print -quit 2>/dev/null)$(NOTEBOOKS)
 
 .PHONY: help setup debs catalog jupyter-settings lab test test-unit test-integration \
-        test-notebooks bench clean distclean doctor
+        test-notebooks record bench clean distclean doctor
 
 help:
 	@sed -n '3,/^$$/{/^$$/q;s/^# \{0,1\}//p}' $(firstword $(MAKEFILE_LIST))
@@ -171,6 +172,18 @@ test-integration: $(SETUP_DEP)
 test-notebooks: $(SETUP_DEP)
 	@if [ -n "$(NOTEBOOKS)" ] && [ ! -f $(NB_SANITIZE) ]; then echo "make test: $(NB_SANITIZE) is missing" >&2; exit 1; fi
 	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),$(NBVAL_ARGS))
+
+# Record a notebook's reference outputs in the same environment `make test` checks them in
+# (venv on PATH, Jupyter/IPython state in .cache/): `make record NB=notebooks/03_cgroups.ipynb`,
+# or every notebook with `make record`.
+NB ?= $(NOTEBOOKS)
+record: $(SETUP_DEP)
+	@mkdir -p $(IPYTHONDIR) $(MPLCONFIGDIR) $(JUPYTER_RUNTIME_DIR)
+	@for nb in $(NB); do \
+	  echo "make record: $$nb"; \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=300 "$$nb" || exit 1; \
+	done
 
 # ---------------------------------------------------------------------------------------------
 # bench: bench/run.py when it exists, else every bench/bench_*.py in name order
