@@ -42,11 +42,17 @@ def podman_cleanup(s: Scratch) -> None:
     run_quiet(base + ["system", "reset", "--force"], check=False)
 
 
+def ORDER_KEYS(results: dict, subjects: list) -> list[str]:
+    order = ["labkit API", "labkit CLI", "runc", "crun", "podman"]
+    return sorted(results, key=lambda k: next(i for i, p in enumerate(order) if k.startswith(p)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--podman-runs", type=int, default=None, help="default: --runs")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved rounds (each subject runs runs/rounds times per round)")
     ap.add_argument("--skip", default="", help="comma list of: api,cli,runc,crun,podman")
     ap.add_argument("--no-hyperfine", action="store_true", help="time commands with our own loop")
     a = ap.parse_args()
@@ -66,6 +72,9 @@ def main() -> int:
               f"timer {'hyperfine -N' if hf and have('hyperfine') else 'subprocess loop'}")
         rootfs = s.busybox_rootfs()
 
+        # Set up and probe every subject first; then time them in interleaved rounds so
+        # that the noise of a shared machine falls on all of them alike.
+        subjects: list[tuple[str, object]] = []
         if "api" not in skip:
             def one() -> None:
                 r = labkit.run("busybox", ["/bin/true"])
@@ -73,20 +82,26 @@ def main() -> int:
                     raise RuntimeError(f"labkit.run exited {r.exit_code}: {r.stderr}")
                 labkit_ids.append(r.id)
 
-            results["labkit API  labkit.run('busybox', ['/bin/true'])"] = (time_call(one, a.runs, a.warmup), "")
+            one()  # starts the engine and builds the image if needed
+            subjects.append(("labkit API  labkit.run('busybox', ['/bin/true'])",
+                             lambda k, w: time_call(one, k, w)))
+
+        def command(key: str, argv: list[str]) -> None:
+            probe = run_quiet(argv, check=False)
+            if probe.returncode != 0:
+                results[key] = (None, f"{key.split()[0]} refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
+                return
+            subjects.append((key, lambda k, w: time_command(argv, k, w, hyperfine=hf)))
 
         if "cli" not in skip:
-            results["labkit CLI  labkit run --rm busybox /bin/true"] = (
-                time_command([str(LABKIT_CLI), "run", "--rm", "busybox", "/bin/true"], a.runs, a.warmup,
-                             hyperfine=hf), "")
+            command("labkit CLI  labkit run --rm busybox /bin/true",
+                    [str(LABKIT_CLI), "run", "--rm", "busybox", "/bin/true"])
 
         if "runc" not in skip:
             if have("runc"):
                 b = s.bundle("runc", ["/bin/true"], f"/{s.tag}-runc")
                 state = s.path("state", "runc")
-                results["runc run"] = (time_command(
-                    ["runc", "--root", str(state), "run", "--bundle", str(b), f"{s.tag}-runc"],
-                    a.runs, a.warmup, hyperfine=hf), "")
+                command("runc run", ["runc", "--root", str(state), "run", "--bundle", str(b), f"{s.tag}-runc"])
             else:
                 results["runc run"] = (None, "runc not installed (apt-get install -y runc)")
 
@@ -97,14 +112,9 @@ def main() -> int:
                 state = s.path("state", "crun")
                 inner = (f"umount /sys/fs/cgroup/unified 2>/dev/null; "
                          f"exec crun --root {state} run --bundle {b} {s.tag}-crun")
-                argv = ["unshare", "-m", "sh", "-c", inner]
-                probe = run_quiet(argv, check=False)
-                if probe.returncode != 0:
-                    results[key] = (None, "crun refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
-                else:
-                    results[key] = (time_command(argv, a.runs, a.warmup, hyperfine=hf), "")
+                command(key, ["unshare", "-m", "sh", "-c", inner])
             else:
-                results[key] = (None, "crun not installed")
+                results[key] = (None, "crun not installed (apt-get install -y crun)")
 
         if "podman" not in skip:
             key = "podman run --rm --network none (--runtime runc)"
@@ -113,16 +123,25 @@ def main() -> int:
                 base = podman_base(s)
                 pulled = run_quiet(base + ["pull", "-q", f"oci:{s.home / 'images'}:localhost/busybox:latest"])
                 image_id = pulled.stdout.strip().splitlines()[-1]  # named after the path; use the ID
-                argv = base + ["run", "--rm", "--network", "none",
-                               "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
-                               "--cgroup-parent", f"/{s.tag}-podman", image_id, "/bin/true"]
-                probe = run_quiet(argv, check=False)
-                if probe.returncode != 0:
-                    results[key] = (None, "podman failed: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
-                else:
-                    results[key] = (time_command(argv, a.podman_runs or a.runs, a.warmup, hyperfine=hf), "")
+                command(key, base + ["run", "--rm", "--network", "none",
+                                     "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
+                                     "--cgroup-parent", f"/{s.tag}-podman", image_id, "/bin/true"])
             else:
-                results[key] = (None, "podman not installed")
+                results[key] = (None, "podman not installed (apt-get install -y podman)")
+
+        times: dict[str, list[float]] = {k: [] for k, _ in subjects}
+        for key, fn in subjects:
+            if a.warmup:
+                fn(a.warmup, 0) if not key.startswith("labkit API") else fn(0, a.warmup)
+        rounds = max(1, min(a.rounds, a.runs // 2))
+        for r in range(rounds):
+            k = a.runs // rounds + (1 if r < a.runs % rounds else 0)
+            order = subjects[r % len(subjects):] + subjects[:r % len(subjects)]
+            for key, fn in order:
+                times[key] += fn(k, 0)
+        for key, _fn in subjects:
+            results[key] = (times[key], "")
+        results = {k: results[k] for k in ORDER_KEYS(results, subjects)}
     finally:
         problems = s.close()
         for cid in labkit_ids:
