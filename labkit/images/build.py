@@ -142,6 +142,14 @@ class State:
         return list(self.config.get("rootfs", {}).get("diff_ids", []))
 
 
+def _clamp_mtimes(top: Path, when: int) -> None:
+    for root, dnames, fnames in os.walk(top):
+        for n in dnames + fnames:
+            with contextlib.suppress(OSError):
+                os.utime(os.path.join(root, n), (when, when), follow_symlinks=False)
+    os.utime(top, (when, when))
+
+
 def scratch_config() -> dict:
     from .store import host_arch
 
@@ -951,6 +959,7 @@ class Builder:
             moved = self._tmp / f"upper-{self.step}"
             os.rename(upper, moved)
             upper.mkdir()  # the engine removes it with the container
+            _clamp_mtimes(moved, _epoch())  # the unpacked layer matches its tarball
             desc = self.store.add_layer_from_dir(moved, move=True, owner=None, mtime=0,
                                                  compress="gzip", level=GZIP_LEVEL)
             diff_id = desc.pop("diff_id")
