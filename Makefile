@@ -94,8 +94,12 @@ debs:
 	if [ -n "$$absent" ]; then mkdir -p $(STATE); printf '%s\n' $$absent >> $(STATE)/apt-absent; \
 	  echo "make setup: aviso (warning): sem pacote nesta distribuição (not available here):$$absent" >&2; fi; \
 	if [ -z "$$install" ]; then exit 0; fi; \
+	mkdir -p $(STATE); \
 	echo "make setup: instalando (installing)$$install"; \
-	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$install
+	echo "  alguns minutos na primeira vez (a few minutes the first time); log: .cache/apt-install.log"; \
+	apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $$install \
+	  > $(STATE)/apt-install.log 2>&1 \
+	  || { tail -n 40 $(STATE)/apt-install.log >&2; echo "make setup: apt-get install falhou (failed)" >&2; exit 1; }
 
 # The virtual environment, rebuilt when pyproject.toml changes. Order-only on debs: python3-venv
 # must be there first, but an unchanged package list does not reinstall anything. A lock keeps
