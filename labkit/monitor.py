@@ -568,7 +568,7 @@ def write_csv(rows: list[dict], path_or_file: Any) -> None:
 
 
 def _write_csv(rows: list[dict], fh: io.TextIOBase) -> None:
-    w = csv.writer(fh)
+    w = csv.writer(fh, lineterminator="\n")
     w.writerow(COLUMNS)
     for r in rows:
         w.writerow(["" if r.get(c) is None else

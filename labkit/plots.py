@@ -37,7 +37,9 @@ LAYOUT = "constrained"
 def _num(value: float, digits: int = 1) -> str:
     from .monitor import _num as num
     text = num(value, digits)
-    return text[:-2] if text[-2:] in (".0", ",0") else text
+    if "," in text or "." in text:
+        text = text.rstrip("0").rstrip(",.")
+    return text
 
 
 class _Data:
