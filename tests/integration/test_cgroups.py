@@ -43,13 +43,18 @@ if _usable():
     pytest.skip(_usable(), allow_module_level=True)
 
 
+# Not under "labkit/": an engine of another test session (another LABKIT_HOME) prunes
+# the cgroups under labkit/ that it does not own. Same code path, same parent removal.
+PARENT = "labkit-test"
+
+
 @pytest.fixture
 def make_cg(request):
     """Create cgroups named after this test; all must be gone afterwards."""
     made = []
 
     def make(limits: Limits | None = None, tag: str = ""):
-        name = f"labkit/t{os.getpid()}-{request.node.name[5:25]}{tag}".replace("[", "")
+        name = f"{PARENT}/t{os.getpid()}-{request.node.name[5:25]}{tag}".replace("[", "")
         cg = cgroups.backend().create(name, limits or Limits())
         made.append(cg)
         return cg
@@ -66,7 +71,7 @@ def make_cg(request):
         cg.remove()  # idempotent
         left = [d for d in cg.paths() if os.path.exists(d)]
         assert not left, f"cgroup directories left behind: {left}"
-    # the parent "labkit" is removed when empty (others may be running tests too)
+    # the parent is removed when empty (others may be running tests too)
     for cg in made:
         for d in cg.paths():
             parent = os.path.dirname(d)
@@ -113,7 +118,7 @@ def quota_share(cg, seconds: float, want: float, label: str) -> tuple[float, dic
 def test_create_attach_stats_remove(make_cg):
     cg = make_cg(Limits(cpus=1.5, memory=64 << 20, pids_limit=100))
     assert cgroups.backend().open(cg.name).paths() == cg.paths()
-    assert cg.name in cgroups.backend().list()
+    assert cg.name in cgroups.backend().list(PARENT)
     p = start(make_cg, cg, ["sleep", "30"])
     time.sleep(0.2)
     assert cg.pids() == [p.pid]

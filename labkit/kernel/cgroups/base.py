@@ -40,7 +40,13 @@ def read_kv(path: str) -> dict[str, int]:
         text = read(path)
     except FileNotFoundError:
         return {}
-    out = {}
+    return parse_kv(text)
+
+
+def parse_kv(text: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if not text:
+        return out
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
@@ -154,9 +160,60 @@ class Cgroup:
         self._roots = roots  # mount points of the hierarchies, in our order
         self._dirs = [os.path.join(r, self.name) for r in roots]
         self._oom_kills: int | None = None  # remembered by remove()
+        self._fds: dict[str, int | None] = {}  # counter files kept open (see _text)
 
     def __repr__(self) -> str:
         return f"<Cgroup {self.version} {self.name}>"
+
+    # -- fast counters: a monitor samples 10 containers 10 times a second ------------------
+    def _text(self, path: str | None) -> str | None:
+        """Re-read a counter file: its fd stays open and ``pread(fd, n, 0)`` makes the
+        kernel generate it again (about 1 µs instead of 20-30 µs for open+read+close).
+        None when the file does not exist (an older kernel, a missing controller)."""
+        if path is None:
+            return None
+        fd = self._fds.get(path, -1)
+        if fd is None:
+            return None
+        try:
+            if fd == -1:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    if not self.exists():
+                        raise
+                    self._fds[path] = None
+                    return None
+                self._fds[path] = fd
+            return os.pread(fd, 65536, 0).decode().strip()
+        except OSError as e:
+            if e.errno in (errno.ENODEV, errno.ENOENT):  # the cgroup was removed
+                self.close()
+                raise NotFound(_("no such cgroup: %(name)s") % {"name": self.name}) from e
+            raise
+
+    def _int(self, path: str | None) -> int | None:
+        text = self._text(path)
+        return None if text is None or text == "max" else int(text)
+
+    def _kv(self, path: str | None) -> dict[str, int]:
+        return parse_kv(self._text(path))
+
+    def close(self) -> None:
+        """Close the counter files kept open by stats() (remove() does it too)."""
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def paths(self) -> list[str]:
         return list(self._dirs)
@@ -198,10 +255,14 @@ class Cgroup:
         return True
 
     def oom_kills(self) -> int:
-        """How many processes the memory limit's OOM killer has killed here."""
+        """How many processes the memory limit's OOM killer has killed here (still
+        known after remove(), which reads the counter before the rmdir)."""
         if self._oom_kills is not None and not self.exists():
             return self._oom_kills
-        return self._read_oom_kills()
+        try:
+            return self._read_oom_kills()
+        except NotFound:
+            return self._oom_kills or 0
 
     def oom_killed(self) -> bool:
         return self.oom_kills() > 0
@@ -209,10 +270,12 @@ class Cgroup:
     def remove(self) -> None:
         """Kill what is left, then rmdir (idempotent); drop empty parents (``labkit``)."""
         if not self.exists():
+            self.close()
             return
         self._oom_kills = self._read_oom_kills()
         if self.pids():
             self.kill()
+        self.close()
         for d in self._dirs:
             rmdir(d)
         for root in self._roots:

@@ -23,7 +23,7 @@ from ...errors import LabkitError, NotFound
 from ...i18n import _
 from . import Limits
 from .base import (Cgroup, check_cpus, human, limited, mkdirs, online_cpus, read,
-                   read_int, read_kv, write)
+                   read_int, write)
 
 CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "freezer")
 PERIOD_US = 100_000
@@ -132,22 +132,20 @@ class V1Cgroup(Cgroup):
 
     # -- counters -----------------------------------------------------------
     def _read_oom_kills(self) -> int:
-        f = self._f("memory", "memory.oom_control")
-        return read_kv(f).get("oom_kill", 0) if f else 0
+        return self._kv(self._f("memory", "memory.oom_control")).get("oom_kill", 0)
 
     def stats(self) -> dict:
-        self._require()
-        f = self._f
-        cpu = read_kv(f("cpu", "cpu.stat")) if "cpu" in self._ctrl else {}
-        quota = read_int(f("cpu", "cpu.cfs_quota_us")) if "cpu" in self._ctrl else None
-        period = read_int(f("cpu", "cpu.cfs_period_us")) if "cpu" in self._ctrl else None
-        mem = read_kv(f("memory", "memory.stat")) if "memory" in self._ctrl else {}
-        num = lambda ctrl, name: read_int(f(ctrl, name)) if ctrl in self._ctrl else None  # noqa: E731
+        if not self._fds:
+            self._require()
+        f, num = self._f, lambda c, n: self._int(self._f(c, n))  # noqa: E731
+        cpu = self._kv(f("cpu", "cpu.stat"))
+        quota, period = num("cpu", "cpu.cfs_quota_us"), num("cpu", "cpu.cfs_period_us")
         return {
             "version": "v1",
             "cpu_usage_ns": num("cpuacct", "cpuacct.usage") or 0,
             "memory_usage": num("memory", "memory.usage_in_bytes") or 0,
-            "memory_inactive_file": mem.get("total_inactive_file", 0),
+            "memory_inactive_file": self._kv(f("memory", "memory.stat")).get(
+                "total_inactive_file", 0),
             "memory_limit": limited(num("memory", "memory.limit_in_bytes")),
             "memory_swap_limit": limited(num("memory", "memory.memsw.limit_in_bytes")),
             "memory_max_usage": num("memory", "memory.max_usage_in_bytes"),

@@ -136,26 +136,23 @@ class V2Cgroup(Cgroup):
 
     # -- counters -----------------------------------------------------------
     def _read_oom_kills(self) -> int:
-        return read_kv(self._f("memory.events")).get("oom_kill", 0)
+        return self._kv(self._f("memory.events")).get("oom_kill", 0)
 
     def stats(self) -> dict:
-        self._require()
-        cpu = read_kv(self._f("cpu.stat"))
-        mem = read_kv(self._f("memory.stat"))
+        if not self._fds:
+            self._require()
+        cpu = self._kv(self._f("cpu.stat"))
         quota = None
-        try:
-            q, period = read(self._f("cpu.max")).split()
-            quota = int(q) / int(period) if q != "max" else None
-        except (FileNotFoundError, ValueError):
-            pass
-        num = lambda name: read_int(self._f(name))  # noqa: E731
+        cpu_max = (self._text(self._f("cpu.max")) or "max").split()
+        if cpu_max[0] != "max" and len(cpu_max) == 2:
+            quota = int(cpu_max[0]) / int(cpu_max[1])
+        num = lambda name: self._int(self._f(name))  # noqa: E731
         mem_max, swap_max = limited(num("memory.max")), num("memory.swap.max")
-        weight = num("cpu.weight")
         return {
             "version": "v2",
             "cpu_usage_ns": cpu.get("usage_usec", 0) * 1000,
             "memory_usage": num("memory.current") or 0,
-            "memory_inactive_file": mem.get("inactive_file", 0),
+            "memory_inactive_file": self._kv(self._f("memory.stat")).get("inactive_file", 0),
             "memory_limit": mem_max,
             "memory_swap_limit": mem_max + swap_max if mem_max is not None
             and swap_max is not None else None,
@@ -167,7 +164,7 @@ class V2Cgroup(Cgroup):
             "throttled_ns": cpu.get("throttled_usec", 0) * 1000,
             "oom_kills": self._read_oom_kills(),
             "cpu_quota_cores": quota,
-            "cpu_weight": weight,
+            "cpu_weight": num("cpu.weight"),
         }
 
     # -- processes ----------------------------------------------------------
