@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import datetime as _dt
 import os
 import re
@@ -369,9 +370,10 @@ class Store:
     def remove(self, ref: str, force: bool = False) -> list[str]:
         """Docker's ``rmi``: untag ``ref``; delete the image when no name is left.
 
-        Removing by ID an image with several names needs ``force``. An image
-        whose layers a running container has mounted is kept unless ``force``
-        (and then only its name goes; the mounted layers stay). Returns what
+        Removing by ID an image with several names needs ``force``. The last
+        name of an image a container uses (any state, or whose layers are
+        mounted) is refused unless ``force``; then only the name goes and the
+        image stays, untagged, for its containers. Returns what
         was done, as Docker prints it (``Untagged: ...``, ``Deleted: ...``).
         """
         img = self._find_by_name(ref)
@@ -388,11 +390,16 @@ class Store:
             )
         targets = [img.ref] if by_name else (names or [None])
         last = by_name and len(names) == 1 or not by_name
-        used = self._in_use()
-        if last and not force and any(d[7:] in used for d in img.diff_ids):
-            raise Conflict(
-                _("image %(ref)s is in use by a running container") % {"ref": ref}
-            )
+        users = self.containers_using(img.id) if last else []
+        mounted = last and any(d[7:] in self._in_use() for d in img.diff_ids)
+        if (users or mounted) and not force:
+            if users:
+                raise Conflict(
+                    _("unable to remove %(ref)s (must be forced): container %(id)s is using its image")
+                    % {"ref": ref, "id": users[0][:12]}
+                )
+            raise Conflict(_("image %(ref)s is in use by a running container") % {"ref": ref})
+        keep_untagged = bool(users or mounted)  # forced: the name goes, the image stays for its containers
         done = [f"Untagged: {_refs.familiar(n)}" for n in targets if n]
         digest = img.digest
 
@@ -403,22 +410,54 @@ class Store:
                 if m.get("digest") == digest and (name in targets or (not by_name)):
                     continue
                 out.append(m)
+            if keep_untagged and not any(m.get("digest") == digest for m in out):
+                out.append({k: v for k, v in img.descriptor.items() if k != "annotations"})
             return out
 
         self.layout.update_index(change)
-        if last:
+        if last and not keep_untagged:
             done.append(f"Deleted: {img.id}")
             self.gc()
         return done
 
+    def containers_using(self, image_id: str) -> list[str]:
+        """IDs of containers (any state) whose ``container.json`` names this image ID."""
+        users = []
+        cdir = paths.containers_dir(self.home)
+        try:
+            entries = list(os.scandir(cdir))
+        except OSError:
+            return users
+        for entry in entries:
+            try:
+                with open(os.path.join(entry.path, "container.json")) as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and doc.get("Image") == image_id:
+                users.append(str(doc.get("Id") or entry.name))
+        return users
+
+    def inspect(self, ref: str) -> dict:
+        """``docker image inspect`` of one image (raises NotFound)."""
+        return self.resolve(ref).inspect()
+
     def prune(self) -> list[str]:
-        """Remove untagged images; return their IDs."""
+        """Remove untagged images no container uses; return their manifest digests."""
         gone = []
+        used = set()
+        for m in self._entries():
+            if not (m.get("annotations") or {}).get(REF_NAME):
+                try:
+                    if self.containers_using(self._image(m).id):
+                        used.add(m["digest"])
+                except (OSError, ValueError, KeyError):
+                    continue
 
         def change(manifests: list[dict]) -> list[dict]:
             keep = []
             for m in manifests:
-                if (m.get("annotations") or {}).get(REF_NAME):
+                if (m.get("annotations") or {}).get(REF_NAME) or m["digest"] in used:
                     keep.append(m)
                 else:
                     gone.append(m["digest"])

@@ -80,3 +80,26 @@ def test_save_load_cli(env):
     bad.write_bytes(b"not a tar at all" * 100)
     r = lk(env, "load", "-i", str(bad))
     assert r.returncode == 125 and "não é um arquivo de imagem" in r.stderr
+
+
+def test_rmi_refuses_an_image_a_container_uses():
+    """Docker's rule: the last name of an image a container uses needs -f, and then the image stays."""
+    import labkit
+    from labkit.errors import Conflict
+    from labkit.images.store import Store
+
+    s = Store()
+    base = s.resolve("busybox")
+    s.tag("busybox", "curso/usada:v1")
+    res = labkit.run("curso/usada:v1", ["true"], remove=False)
+    try:
+        s.remove("busybox")  # other names remain: just an untag
+        with pytest.raises(Conflict):
+            s.remove("curso/usada:v1")
+        assert s.remove("curso/usada:v1", force=True) == ["Untagged: curso/usada:v1"]
+        assert s.find(base.id) is not None  # kept, untagged, for the container
+        assert s.prune() == []
+        assert all(d.is_dir() for d in s.find(base.id).layer_dirs())
+    finally:
+        labkit.get(res.id).remove(force=True)
+        s.tag(base.id, "busybox")
