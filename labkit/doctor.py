@@ -201,7 +201,7 @@ def run_checks(
     checks.append(Check(
         "root", _("root"), euid == 0,
         (yes + " (uid 0)") if euid == 0 else (no + f" (uid {euid})"),
-        None if euid == 0 else "sudo -i",
+        None if euid == 0 else _("sudo -i  (the course runs as root)"),
         essential=True, data={"euid": euid},
     ))
 
