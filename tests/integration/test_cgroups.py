@@ -253,3 +253,65 @@ def test_bad_cpuset_is_a_clear_error(make_cg):
         make_cg(Limits(cpuset_cpus="999"))
     print(f"\n--cpuset-cpus 999: {e.value}")
     assert "999" in str(e.value)
+
+
+def test_backend_files(make_cg):
+    """The files the course talks about hold what the limits say."""
+    if os.environ.get("CG2VM"):
+        assert cgroups.detect() == "v2", "the cgroup-v2 VM must run the v2 backend"
+    cg = make_cg(Limits(cpus=0.5, cpu_shares=1024, memory=64 << 20, pids_limit=50))
+
+    def rd(d, f):
+        with open(os.path.join(d, f)) as fh:
+            return fh.read().strip()
+
+    if cg.version == "v1":
+        cpu, mem = cg._ctrl["cpu"], cg._ctrl["memory"]
+        got = {"cfs_quota_us": rd(cpu, "cpu.cfs_quota_us"), "shares": rd(cpu, "cpu.shares"),
+               "limit": rd(mem, "memory.limit_in_bytes"),
+               "memsw": rd(mem, "memory.memsw.limit_in_bytes"),
+               "cpuset.cpus": rd(cg._ctrl["cpuset"], "cpuset.cpus"),
+               "cpuset.mems": rd(cg._ctrl["cpuset"], "cpuset.mems")}
+        print(f"\n[v1] files: {got}")
+        assert got["cfs_quota_us"] == "50000" and got["shares"] == "1024"
+        assert got["limit"] == str(64 << 20) and got["memsw"] == str(128 << 20)
+        assert got["cpuset.cpus"] and got["cpuset.mems"]  # copied from the parent
+        assert cg._ctrl["cpu"] != cg._ctrl["cpuacct"] or "," in cg._ctrl["cpu"]
+    else:
+        parent = os.path.dirname(cg.dir)
+        got = {"cpu.max": rd(cg.dir, "cpu.max"), "cpu.weight": rd(cg.dir, "cpu.weight"),
+               "memory.max": rd(cg.dir, "memory.max"),
+               "memory.swap.max": rd(cg.dir, "memory.swap.max"),
+               "pids.max": rd(cg.dir, "pids.max"),
+               "parent subtree_control": rd(parent, "cgroup.subtree_control")}
+        print(f"\n[v2] files: {got}")
+        assert got["cpu.max"] == "50000 100000" and got["cpu.weight"] == "39"
+        assert got["memory.max"] == str(64 << 20) and got["memory.swap.max"] == str(64 << 20)
+        assert {"cpu", "memory", "pids", "cpuset"} <= set(got["parent subtree_control"].split())
+    assert cg.stats()["pids_limit"] == 50
+
+
+FORK_STORM = """
+import os, time
+while True:
+    try:
+        if os.fork() == 0:
+            time.sleep(0.01)
+    except OSError:
+        time.sleep(0.001)
+"""
+
+
+def test_kill_stops_a_fork_storm(make_cg):
+    cg = make_cg(Limits(pids_limit=40, cpus=1))
+    p = start(make_cg, cg, [PY, "-c", FORK_STORM])
+    deadline = time.monotonic() + 120
+    while len(cg.pids()) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    n = len(cg.pids())
+    t0 = time.monotonic()
+    cg.kill()
+    took = time.monotonic() - t0
+    print(f"\n[{cg.version}] kill() of a fork storm with {n} processes: {took * 1000:.0f} ms, "
+          f"{len(cg.pids())} left")
+    assert cg.pids() == [] and p.wait(10) == -9

@@ -13,6 +13,24 @@ CONTRACT (used by the engine; keep these names):
   ``oom_killed()``, ``pids()``, ``kill()``, ``remove()``, ``paths()``.
 
 ``name`` is relative, e.g. ``"labkit/3f2a9c..."``.
+
+Semantics worth knowing:
+
+- ``set_limits`` applies the fields that are not None and leaves the others as
+  they are (``Limits.partial(cpus=0.2)`` builds such an update); ``cpus <= 0``,
+  ``memory <= 0``, ``memory_swap == -1`` and ``pids_limit <= 0`` mean "no limit".
+  ``memory_swap`` is Docker's memory+swap total; unset at create time it is twice
+  ``memory``, as in Docker. Lowering ``memory`` below what the container uses
+  raises :class:`~labkit.errors.LabkitError` (pt-BR), it never OOM-kills.
+- ``stats()`` keys: cpu_usage_ns, memory_usage, memory_inactive_file,
+  memory_limit (None = no limit), pids_current, pids_limit, nr_periods,
+  nr_throttled, throttled_ns, oom_kills, cpu_quota_cores (None = no quota), plus
+  version, memory_swap_limit, memory_max_usage and cpu_shares (v1) / cpu_weight
+  (v2). It keeps the counter files open (``close()`` releases them) and raises
+  :class:`~labkit.errors.NotFound` once the cgroup is gone.
+- ``remove()`` reads the OOM counter first (``oom_killed()`` still answers
+  afterwards), kills what is left, rmdirs, and removes the empty parent.
+- ``attach(pid)`` is plain writes to ``cgroup.procs``: safe between fork and exec.
 """
 from __future__ import annotations
 
