@@ -77,7 +77,7 @@ def container_absent(name: str) -> Verdict:
     if missing is not None:
         return ok(_('There is no container named "%(name)s" any more.') % {"name": name})
     return fail(_('The container "%(name)s" still exists (status: %(status)s). '
-                  'Remove it.') % {"name": name, "status": _status(c)})
+                  'Remove it.') % {"name": name, "status": status_word(_status(c))})
 
 
 def container_running(name: str) -> Verdict:
@@ -97,17 +97,21 @@ def container_exited(name: str, exit_code: int | None = None) -> Verdict:
     return exit_code_is(name, getattr(c, "exit_code", None), exit_code)
 
 
-def status_is(name: str, actual: str, expected: str) -> Verdict:
-    """Pure comparison of a container status ("running", "exited", ...)."""
+def status_word(status: str) -> str:
+    """A container status ("running", "exited"...) in the learner's language."""
     words = {"running": _("running"), "exited": _("exited"),
              "created": _("created"), "stopped": _("exited")}
+    return words.get(status, status or "?")
+
+
+def status_is(name: str, actual: str, expected: str) -> Verdict:
+    """Pure comparison of a container status ("running", "exited", ...)."""
     if actual == expected or (expected == "exited" and actual == "stopped"):
         return ok(_('The container "%(name)s" is %(status)s.')
-                  % {"name": name, "status": words.get(expected, expected)})
+                  % {"name": name, "status": status_word(expected)})
     return fail(_('The container "%(name)s" should be %(expected)s, but it is '
-                  '%(actual)s.') % {"name": name,
-                                    "expected": words.get(expected, expected),
-                                    "actual": words.get(actual, actual or "?")})
+                  '%(actual)s.') % {"name": name, "expected": status_word(expected),
+                                    "actual": status_word(actual)})
 
 
 def exit_code_is(name: str, actual: int | None, expected: int) -> Verdict:
@@ -127,7 +131,7 @@ def container_oom_killed(name: str) -> Verdict:
                     '(OOM kill).') % {"name": name})
     return fail(_('"%(name)s" was not killed by the OOM killer (status: %(status)s). '
                   'Did it use more memory than its limit?')
-                % {"name": name, "status": _status(c)})
+                % {"name": name, "status": status_word(_status(c))})
 
 
 def container_process_is(name: str, command: str, proc: Path = Path("/proc")) -> Verdict:

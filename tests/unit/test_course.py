@@ -333,3 +333,9 @@ def test_catalog_shape():
         assert "```python" in sol._repr_markdown_()
         compile(SOLUTIONS[e.id], e.id, "exec")
         assert not ex.exercise(e.id).label().startswith("Exercise")   # translated
+
+
+def test_status_words_translated(api):
+    assert c.status_word("running") == "rodando" and c.status_word("") == "?"
+    v = c.container_absent("guloso")
+    assert str(v) == '✘ O contêiner "guloso" ainda existe (estado: encerrado). Remova-o.'
