@@ -139,8 +139,8 @@ def plot_cpu(ax, data: _Data) -> None:
         if cap:
             ax.axhline(cap, color=HOST_COLOR, linestyle=":", linewidth=1.0)
             ax.annotate(_("host capacity: %(n)s cores") % {"n": _num(cap / 100, 0)},
-                        (t[0], cap), xytext=(2, -2), textcoords="offset points",
-                        fontsize=8, color=HOST_COLOR, va="top")
+                        (t[-1], cap), xytext=(-2, 2), textcoords="offset points",
+                        fontsize=8, color=HOST_COLOR, va="bottom", ha="right")
             top = cap
     for n in names:
         quota = data.column(n, "cpu_quota_percent")

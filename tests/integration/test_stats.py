@@ -1,0 +1,120 @@
+"""`labkit stats` and `labkit update` on real containers, and Container.stats().
+Every test prints the figures it checks."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import labkit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MiB = 1024 * 1024
+BUSY = ["sh", "-c", "while :; do :; done"]
+
+
+def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def busy():
+    made = []
+
+    def run(name: str, **limits):
+        c = labkit.run("busybox", BUSY, name=f"{name}-{os.getpid()}", detach=True, **limits)
+        made.append(c)
+        return c
+
+    yield run
+    for c in made:
+        try:
+            c.remove(force=True)
+        except labkit.NotFound:
+            pass
+
+
+def _cpu_of(line: str) -> float:
+    m = re.search(r"\s(\d+,\d+)%\s", line)
+    assert m, line
+    return float(m.group(1).replace(",", "."))
+
+
+def test_stats_no_stream(busy):
+    web = busy("web", cpus=0.5, memory="64m")
+    db = busy("db", cpus=0.2, pids_limit=50)
+    r = cli("stats", "--no-stream", web.name, db.name)
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert "100 % = um núcleo" in lines[0]
+    assert lines[1].split() [:3] == ["ID", "DO", "CONTÊINER"]
+    for head in ("NOME", "CPU %", "USO DE MEM / LIMITE", "MEM %", "PIDS", "ESTRANGULADO"):
+        assert head in lines[1]
+    row_web = next(line for line in lines if web.name in line)
+    row_db = next(line for line in lines if db.name in line)
+    print(f"web --cpus 0.5: {_cpu_of(row_web)} %; db --cpus 0.2: {_cpu_of(row_db)} %")
+    assert row_web.startswith(web.id[:12])
+    assert "/ 64MiB" in row_web
+    assert 35 <= _cpu_of(row_web) <= 60
+    assert 12 <= _cpu_of(row_db) <= 28
+
+
+def test_stats_json_and_container_stats(busy):
+    web = busy("jweb", cpus=0.3, memory="32m")
+    r = cli("stats", "--no-stream", "--format", "json", web.name)
+    import json
+    d = json.loads(r.stdout.splitlines()[0])
+    s = web.stats()
+    print(f"json: cpu {d['cpu_percent']:.1f} %, limit {d['memory_limit'] / MiB:.0f} MiB; "
+          f"Container.stats(): cpu {s['cpu_percent']:.1f} %, throttled {s['throttled']:.0f} %")
+    assert d["name"] == web.name and d["memory_limit"] == 32 * MiB
+    assert 18 <= d["cpu_percent"] <= 38
+    assert 18 <= s["cpu_percent"] <= 38 and s["cpu_quota_percent"] == pytest.approx(30)
+    assert s["memory_limit"] == 32 * MiB and s["pids"] >= 1
+
+
+def test_stats_streams_until_ctrl_c(busy):
+    web = busy("sweb", cpus=0.4)
+    p = subprocess.Popen([sys.executable, "-m", "labkit", "stats", web.name],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    time.sleep(3.6)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=10)
+    tables = out.count("100 % = um núcleo")
+    cpus = [_cpu_of(line) for line in out.splitlines() if web.name in line]
+    print(f"streamed {tables} tables in 3.6 s, CPU % {cpus}; exit {p.returncode}")
+    assert p.returncode == 0, err
+    assert 2 <= tables <= 4
+    assert cpus and all(10 <= c <= 50 for c in cpus)  # never above the 0.4 quota
+
+
+def test_update_changes_the_measured_share(busy):
+    web = busy("uweb", cpus=0.8)
+    before = web.stats()
+    r = cli("update", "--cpus", "0.2", "--memory", "48m", "--pids-limit", "40", web.name)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == web.name
+    time.sleep(0.3)
+    after = web.stats()
+    print(f"--cpus 0.8 → {before['cpu_percent']:.1f} %; after `labkit update --cpus 0.2`: "
+          f"{after['cpu_percent']:.1f} %; memory limit {after['memory_limit'] / MiB:.0f} MiB, "
+          f"pids limit {after['pids_limit']}")
+    assert before["cpu_percent"] >= 50
+    assert 12 <= after["cpu_percent"] <= 28
+    assert after["memory_limit"] == 48 * MiB and after["pids_limit"] == 40
+
+
+def test_update_errors():
+    r = cli("update", "nosuch-container")
+    print(r.stderr)
+    assert r.returncode == 125 and "informe uma ou mais opções" in r.stderr
+    r = cli("update", "--cpus", "0.5", "nosuch-container")
+    print(r.stderr)
+    assert r.returncode != 0 and "nosuch-container" in r.stderr
