@@ -274,8 +274,8 @@ def main() -> int:
     ap.add_argument("--kver", default=os.environ.get("CG2VM_KVER"))
     ap.add_argument("--cache", default=os.environ.get("CG2VM_CACHE",
                                                       os.path.join(ROOT, ".cache", "cg2vm")))
-    ap.add_argument("--qemu", default="qemu-system-x86_64")
-    ap.add_argument("--busybox", default="/bin/busybox")
+    ap.add_argument("--qemu", default=os.environ.get("CG2VM_QEMU", "qemu-system-x86_64"))
+    ap.add_argument("--busybox", default=os.environ.get("CG2VM_BUSYBOX", "/bin/busybox"))
     ap.add_argument("-C", "--dir", default=os.getcwd(), help="run the command there")
     ap.add_argument("--rw", action="append", default=[], metavar="DIR",
                     help="share host DIR read-write at the same path (junit xml, reports)")
