@@ -315,3 +315,25 @@ def test_kill_stops_a_fork_storm(make_cg):
     print(f"\n[{cg.version}] kill() of a fork storm with {n} processes: {took * 1000:.0f} ms, "
           f"{len(cg.pids())} left")
     assert cg.pids() == [] and p.wait(10) == -9
+
+
+def test_memory_and_swap_updates(make_cg):
+    """Docker's --memory/--memory-swap rules through a series of updates."""
+    cg = make_cg(Limits(memory=64 << 20))
+    seen = []
+
+    def upd(**kw):
+        cg.set_limits(Limits.partial(**kw))
+        s = cg.stats()
+        seen.append((kw, s["memory_limit"], s["memory_swap_limit"]))
+        return s["memory_limit"], s["memory_swap_limit"]
+
+    assert cg.stats()["memory_swap_limit"] == 128 << 20  # unset swap = as much as memory
+    assert upd(memory=256 << 20)[0] == 256 << 20  # growing past memory+swap works
+    assert upd(memory=-1) == (None, None)
+    assert upd(memory=32 << 20, memory_swap=64 << 20) == (32 << 20, 64 << 20)
+    assert upd(memory_swap=-1) == (32 << 20, None)
+    assert upd(memory=16 << 20, memory_swap=16 << 20) == (16 << 20, 16 << 20)
+    with pytest.raises(LabkitError):
+        cg.set_limits(Limits.partial(memory_swap=8 << 20))  # below --memory
+    print(f"\n[{cg.version}] (update, memory_limit, memory_swap_limit): {seen}")

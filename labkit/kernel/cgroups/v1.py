@@ -104,7 +104,7 @@ class V1Cgroup(Cgroup):
         if swap is None and mem is not None and has_sw:
             # Docker: an unset --memory-swap means as much swap as memory (2x in total).
             if mem == -1:
-                swap = -1 if creating else None
+                swap = -1  # no memory limit: no memory+swap limit either
             elif creating or (cur_sw is not None and mem > cur_sw):
                 swap = 2 * mem
         writes = [(mem_file, mem)]
