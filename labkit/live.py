@@ -263,7 +263,7 @@ class Live:
         mem_s.observe(on_mem, names="value")
         self._controls_widgets += [cpu_s, mem_s]
         return w.HBox([w.Label(value=name, layout=w.Layout(width="12%")), cpu_s,
-                       w.Label("MiB"), mem_s])
+                       mem_s, w.Label("MiB")])
 
     def _update(self, container, **limits) -> None:
         try:
