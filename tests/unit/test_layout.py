@@ -272,3 +272,37 @@ def test_evil_archive_is_refused(tmp_path):
                           "blobs/sha256/" + "1" * 64: b"{}"}))
     with pytest.raises(LabkitError):
         archive.load(oci, store=s)
+
+
+def test_load_gzipped_and_docker25_style_archives(tmp_path):
+    import gzip
+
+    a = Store(tmp_path / "a")
+    img = a.resolve("busybox")
+    plain = tmp_path / "d.tar"
+    archive.save(["busybox"], plain, format="docker-archive", store=a)
+    gz = tmp_path / "d.tar.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    (loaded,) = archive.load(gz, store=Store(tmp_path / "b"))
+    assert loaded.id == img.id and loaded.ref == "localhost/busybox:latest"
+    # Docker 25+: an OCI layout whose index names only a tag, plus manifest.json pointing into blobs/
+    oci = tmp_path / "o.tar"
+    archive.save(["busybox"], oci, format="oci-archive", store=a)
+    with tarfile.open(oci) as tf:
+        files = {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
+    index = json.loads(files["index.json"])
+    index["manifests"][0]["annotations"] = {REF_NAME: "latest", "io.containerd.image.name": "docker.io/library/busybox:latest"}
+    files["index.json"] = json.dumps(index).encode()
+    files["manifest.json"] = json.dumps([{
+        "Config": f"blobs/sha256/{img.id[7:]}", "RepoTags": ["busybox:latest"],
+        "Layers": [f"blobs/sha256/{img.layers[0]['digest'][7:]}"]}]).encode()
+    d25 = tmp_path / "d25.tar"
+    d25.write_bytes(_tar(files))
+    (loaded,) = archive.load(d25, store=Store(tmp_path / "c"))
+    assert loaded.ref == "docker.io/library/busybox:latest" and loaded.id == img.id
+    assert Store(tmp_path / "c").resolve("busybox").id == img.id  # found by its familiar name
+    del files["manifest.json"]
+    only_oci = tmp_path / "only.tar"
+    only_oci.write_bytes(_tar(files))
+    (loaded,) = archive.load(only_oci, store=Store(tmp_path / "e"))
+    assert loaded.ref == "docker.io/library/busybox:latest" and loaded.digest == img.digest
