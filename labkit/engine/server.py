@@ -508,6 +508,7 @@ class Engine:
 
     def op_prune(self, msg, fds, conn):
         removed = []
+        known = {entry.name for entry in self.cdir.iterdir()}
         for rec in list(self.records.values()):
             if not rec.running:
                 removed.append(rec.id)
@@ -518,7 +519,7 @@ class Engine:
                 import shutil
 
                 shutil.rmtree(entry, ignore_errors=True)
-        self._remove_parent_cgroups()
+        self._remove_parent_cgroups(known)
         return {"ok": True, "removed": removed}
 
     def op_update(self, msg, fds, conn):
@@ -570,12 +571,17 @@ class Engine:
         return {"ok": True}
 
     # -- shutdown ---------------------------------------------------------------------
-    def _remove_parent_cgroups(self) -> None:
-        """Remove cgroups under ``labkit/`` that no running container owns."""
+    def _remove_parent_cgroups(self, known: set[str] = frozenset()) -> None:
+        """Remove cgroups left by this home's containers that no longer run.
+
+        Several engines (one per ``$LABKIT_HOME``) share ``labkit/``: only
+        cgroups named after containers of *this* home are touched.
+        """
         owned = {r.cgroup_name for r in self.records.values() if r.running}
+        mine = {f"labkit/{cid}" for cid in known | set(self.records)}
         try:
             for name in self.cgroups.list("labkit"):
-                if name not in owned:
+                if name in mine and name not in owned:
                     try:
                         self.cgroups.open(name).remove()
                     except NotFound:
