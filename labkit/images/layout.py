@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
@@ -281,8 +282,13 @@ class Layout:
             keep = self.referenced()
             if not self.blobs.is_dir():
                 return removed
+            stale = time.time() - 3600
             for entry in os.scandir(self.blobs):
                 if entry.name.startswith(".tmp-"):
+                    # a writer killed half-way leaves its temporary file; live ones are young
+                    with contextlib.suppress(OSError):
+                        if entry.stat().st_mtime < stale:
+                            os.unlink(entry.path)
                     continue
                 digest = "sha256:" + entry.name
                 if digest not in keep:

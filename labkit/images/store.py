@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -28,6 +29,7 @@ from .layout import (
 )
 
 _HEX = re.compile(r"^[0-9a-f]{1,64}$")
+STALE_TMP_SECONDS = 3600  # temporary files older than this belong to a dead process
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "riscv64": "riscv64",
         "ppc64le": "ppc64le", "s390x": "s390x"}
@@ -480,7 +482,13 @@ class Store:
             except (OSError, ValueError, KeyError):
                 continue
         used = self._in_use()
+        stale = time.time() - STALE_TMP_SECONDS
         for entry in os.scandir(self.layers_root):
+            if entry.name.startswith(".tmp-"):  # an unpack killed half-way (kill -9, power loss)
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < stale:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                continue
             if len(entry.name) == 64 and _HEX.match(entry.name) and entry.name not in wanted | used:
                 shutil.rmtree(entry.path, ignore_errors=True)
                 with contextlib.suppress(FileNotFoundError):

@@ -306,3 +306,20 @@ def test_load_gzipped_and_docker25_style_archives(tmp_path):
     only_oci.write_bytes(_tar(files))
     (loaded,) = archive.load(only_oci, store=Store(tmp_path / "e"))
     assert loaded.ref == "docker.io/library/busybox:latest" and loaded.digest == img.digest
+
+
+def test_gc_removes_stale_temporaries(home):
+    s = Store()
+    s.resolve("busybox").layer_dirs()
+    old = 1_000_000_000
+    dead_dir = home / "layers/.tmp-deadbeef-x"
+    (dead_dir / "bin").mkdir(parents=True)
+    young_dir = home / "layers/.tmp-young-x"
+    young_dir.mkdir()
+    dead_blob = home / "images/blobs/sha256/.tmp-dead"
+    dead_blob.write_bytes(b"half")
+    os.utime(dead_dir, (old, old))
+    os.utime(dead_blob, (old, old))
+    s.gc()
+    assert not dead_dir.exists() and not dead_blob.exists() and young_dir.exists()
+    assert len([p for p in (home / "layers").iterdir() if not p.name.startswith(".")]) == 1
