@@ -184,3 +184,18 @@ def test_labkit_loads_and_runs_what_podman_saved(store, podman, work, fmt):
         assert res.exit_code == 0 and res.stdout.strip() in ("from-podman", b"from-podman")
     finally:
         s.remove(f"podbox:{fmt}", force=True)
+
+
+@pytest.mark.skipif(not SKOPEO, reason="skopeo not installed (apt-get install -y skopeo)")
+def test_skopeo_writes_into_the_store_and_labkit_reads_it(store, work):
+    saved = work / "bb.tar"
+    archive.save(["busybox"], saved, format="docker-archive", store=store)
+    subprocess.run(["skopeo", "copy", "-q", f"docker-archive:{saved}",
+                    f"oci:{store.layout.root}:localhost/via-skopeo:v1"], check=True, capture_output=True)
+    try:
+        img = Store().resolve("via-skopeo:v1")
+        assert img.config["config"]["Cmd"] == ["sh"]
+        assert (img.layer_dirs()[0] / "bin/busybox").is_file()
+        assert img.layer_dirs()[0] == store.resolve("busybox").layer_dirs()[0]  # same diff_id, same dir
+    finally:
+        Store().remove("via-skopeo:v1", force=True)
