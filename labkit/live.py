@@ -26,8 +26,10 @@ summary; nothing is displayed.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import types
 from typing import Any
 
 from .i18n import _
@@ -282,3 +284,15 @@ def live(targets: Any, duration: float | None = None, rate: float = 4.0,
     """A live dashboard of ``targets`` (containers, names, cgroups); call
     ``.start()``, then ``.wait()`` or ``.stop()``. See :mod:`labkit.live`."""
     return Live(targets, duration=duration, rate=rate, controls=controls, **kwargs)
+
+
+class _CallableModule(types.ModuleType):
+    """``labkit.live`` is both this module and the function: importing the
+    module (``from labkit.live import Live``) makes the package attribute
+    ``labkit.live`` the module, so the module itself must be callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Live:
+        return live(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -556,7 +556,13 @@ class Monitor:
         write_csv(self.rows(), path_or_file)
 
     def summary(self) -> str:
+        """One line: mean CPU and memory peak per container, OOMs."""
         return summary(self.rows())
+
+    def plot(self, window: float | None = None):
+        """The dashboard of the samples so far (see :mod:`labkit.plots`)."""
+        from .plots import dashboard
+        return dashboard(self.rows(), window=window)
 
 
 def write_csv(rows: list[dict], path_or_file: Any) -> None:

@@ -185,3 +185,22 @@ def test_live_in_a_headless_notebook_ends_with_png_and_summary():
     assert text.startswith("cpu média: web ") and ", db " in text
     assert "pico de memória: web 12MiB" in text
     assert text.count("\n") == 1
+
+
+def test_labkit_live_is_callable_even_after_importing_the_module(capsys):
+    import labkit
+    import labkit.live  # noqa: F401 - makes the package attribute the module
+
+    lv = labkit.live([FakeCgroup("web", 0.25)], duration=0.3, rate=10)
+    assert isinstance(lv, Live)
+    lv.start().wait()
+    assert "web" in capsys.readouterr().out
+
+
+def test_monitor_plot_shortcut():
+    from labkit.monitor import Monitor
+
+    with Monitor([FakeCgroup("web", 0.5)], rate=20) as mon:
+        time.sleep(0.3)
+    fig = mon.plot()
+    assert len(fig.axes) == 3
