@@ -143,11 +143,24 @@ def rmdir(path: str, timeout: float = 2.0) -> None:
             time.sleep(0.01)
 
 
-def rmdir_if_empty(path: str) -> None:
-    try:
-        os.rmdir(path)
-    except OSError:  # ENOTEMPTY/EBUSY: another container lives there; ENOENT: gone
-        pass
+def rmdir_if_empty(path: str, timeout: float = 1.0) -> None:
+    """rmdir a parent (``labkit``) once its last child is gone. Right after a child's
+    rmdir the kernel still says EBUSY for a moment (the child goes offline
+    asynchronously), so retry while no child directory is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except OSError as e:  # ENOENT: gone already
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                return
+            try:
+                if any(entry.is_dir() for entry in os.scandir(path)):
+                    return  # another container lives there
+            except OSError:
+                return
+            time.sleep(0.005)
 
 
 class Cgroup:
