@@ -342,10 +342,29 @@ class _Extractor:
         os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
         self.report.whiteouts += 1
 
+    def _still_a_dir(self, path: str) -> bool:
+        """True if ``path`` and all its parents below ``dest`` are real directories.
+
+        A later entry may have replaced a directory (or one of its parents)
+        with a symlink; chmod and utime follow symlinks, so they must not be
+        applied then, or they would change the host.
+        """
+        rel = os.path.relpath(path, self.dest)
+        cur = self.dest
+        for part in rel.split("/"):
+            cur = os.path.join(cur, part)
+            try:
+                if not stat.S_ISDIR(os.lstat(cur).st_mode):
+                    return False
+            except FileNotFoundError:
+                return False
+        return True
+
     def finish(self) -> None:
         # deepest first, so setting a directory's mtime is not undone by its children
         for path, ti in sorted(self.dirs, key=lambda d: d[0].count("/"), reverse=True):
-            self._meta(path, ti)
+            if self._still_a_dir(path):
+                self._meta(path, ti)
 
 
 def extract(src: IO[bytes] | str | os.PathLike, dest: Path | str, *, expect_diff_id: str | None = None) -> Report:

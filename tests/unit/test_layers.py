@@ -310,3 +310,31 @@ def test_tar_from_dir_owner_and_mtime_can_be_kept(tmp_path):
     assert m.name == "opt/f" and m.mtime == 1000
     if ROOT:
         assert (m.uid, m.gid) == (65534, 65534)
+
+
+@pytest.mark.parametrize("members", [
+    [("dir", "d"), ("sym", "d", "OUT")],
+    [("dir", "a"), ("dir", "a/sub"), ("sym", "a", "OUT")],
+])
+def test_directory_replaced_by_symlink_does_not_touch_the_host(sandbox, members):
+    """Directory modes and times are applied at the end: never through a link that replaced the directory."""
+    dest, outside = sandbox
+    (outside / "sub").mkdir()
+    os.chmod(outside / "sub", 0o755)
+    os.chmod(outside, 0o755)
+    members = [(k, n, str(outside) if e == "OUT" else e) if e else (k, n) for k, n, *rest in members
+               for e in [rest[0] if rest else None]]
+    # modes that differ from the host's, so a chmod through the link would show
+    data = make_tar(members)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        infos = tf.getmembers()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for ti in infos:
+            if ti.isdir():
+                ti.mode, ti.mtime = 0o700, 12345
+            tf.addfile(ti)
+    run_evil(dest, outside, buf.getvalue(), refuse=False)
+    assert os.readlink(dest / members[-1][1]) == str(outside)
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(outside / "sub").st_mode) == 0o755
