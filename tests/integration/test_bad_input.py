@@ -1,0 +1,218 @@
+"""Bad input (issue 2, item 7): a clear message, Docker's exit code, nothing left behind.
+
+Every case runs the real ``labkit`` command and checks: the exit code (125
+for an error of labkit, 126 cannot invoke, 127 not found), a message on
+stderr in pt-BR (the default) and, for a few, in English with
+``LANG=en_US.UTF-8``; an empty stdout; and that ``labkit ps -a`` and the
+state directories are the same afterwards (the ``no_leftovers`` fixture
+also checks mounts, cgroups and processes).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit.errors import Conflict, LabkitError, NotFound
+
+pytestmark = pytest.mark.root
+
+LABKIT = str(Path(sys.executable).parent / "labkit")
+
+
+def cli(*args: str, lang: str = "pt", env: dict | None = None, timeout: float = 60):
+    e = dict(os.environ)
+    if lang == "en":
+        for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+            e.pop(var, None)
+        e["LANG"] = "en_US.UTF-8"
+    else:
+        e["LABKIT_LANG"] = "pt_BR"
+    e.update(env or {})
+    return subprocess.run([LABKIT, *args], capture_output=True, text=True, env=e, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def inventory(labkit_home: str) -> tuple[str, set[str]]:
+    ps = cli("ps", "-a", "-q", "--no-trunc")
+    assert ps.returncode == 0, ps.stderr
+    return ps.stdout, set(os.listdir(Path(labkit_home) / "containers"))
+
+
+@pytest.fixture
+def unchanged(labkit_home):
+    """Asserts that ``labkit ps -a`` and the state directories did not change."""
+    before = inventory(labkit_home)
+    yield
+    assert inventory(labkit_home) == before
+
+
+CASES = [
+    # (args, exit code, pt-BR text, English text)
+    (["run", "--rm", "imagem-que-nao-existe", "true"], 125,
+     "imagem não encontrada: imagem-que-nao-existe", "no such image: imagem-que-nao-existe"),
+    (["run", "--rm", "busybox", "comando-inexistente"], 127,
+     "executável não encontrado no $PATH do contêiner: comando-inexistente",
+     "executable file not found in $PATH: comando-inexistente"),
+    (["run", "--rm", "--memory", "12zz", "busybox", "true"], 125,
+     "tamanho inválido: 12zz", "invalid size: 12zz"),
+    (["run", "--rm", "-v", "/nao/existe/origem:/dados", "busybox", "true"], 125,
+     "a origem do volume não existe: /nao/existe/origem", "volume source does not exist: /nao/existe/origem"),
+    (["run", "--rm", "-v", "/tmp:relativo", "busybox", "true"], 125,
+     "o destino do volume precisa ser um caminho absoluto", "volume target must be an absolute path"),
+    (["run", "--rm", "--cpus", "abc", "busybox", "true"], 125, "abc", "abc"),
+    (["run", "--rm", "busybox", "/etc/passwd"], 126, "permissão negada: /etc/passwd",
+     "permission denied: /etc/passwd"),
+    (["run", "--rm", "-d", "busybox", "comando-inexistente"], 127,
+     "executável não encontrado", "executable file not found"),
+    (["run", "--rm", "-u", "usuario-inexistente", "busybox", "true"], 126, "usuario-inexistente",
+     "usuario-inexistente"),
+    (["run", "--rm", "-w", "/nao/existe", "busybox", "true"], 126, "/nao/existe", "/nao/existe"),
+    (["inspect", "nada-disso"], 125, "nenhum contêiner ou imagem com esse nome: nada-disso",
+     "no such object: nada-disso"),
+    (["rm", "nada-disso"], 125, "contêiner não encontrado: nada-disso", "no such container: nada-disso"),
+    (["rm", "-f", "nada-disso"], 125, "contêiner não encontrado: nada-disso", "no such container: nada-disso"),
+    (["stop", "nada-disso"], 125, "contêiner não encontrado: nada-disso", "no such container: nada-disso"),
+    (["kill", "nada-disso"], 125, "contêiner não encontrado: nada-disso", "no such container: nada-disso"),
+    (["logs", "nada-disso"], 125, "contêiner não encontrado: nada-disso", "no such container: nada-disso"),
+    (["exec", "nada-disso", "true"], 125, "contêiner não encontrado: nada-disso",
+     "no such container: nada-disso"),
+    (["wait", "nada-disso"], 125, "contêiner não encontrado: nada-disso", "no such container: nada-disso"),
+    (["run"], 125, "os seguintes argumentos são obrigatórios", "the following arguments are required"),
+    (["verbo-inventado"], 125, "escolha inválida", "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args,code,pt,en", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_pt_br(args, code, pt, en, unchanged):
+    r = cli(*args)
+    print(f"labkit {' '.join(args)} -> {r.returncode}: {r.stderr.strip().splitlines()[-1]}")
+    assert r.returncode == code
+    assert pt in r.stderr
+    assert "labkit: erro:" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("args,code,pt,en", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_english(args, code, pt, en, unchanged):
+    r = cli(*args, lang="en")
+    assert r.returncode == code
+    assert en in r.stderr, r.stderr
+    assert "labkit: error:" in r.stderr
+    if pt != en:
+        assert pt not in r.stderr  # no Portuguese from an engine started in pt-BR
+
+
+def test_name_already_in_use(labkit_home):
+    first = cli("run", "-d", "--name", "nome-repetido", "busybox", "sleep", "300")
+    assert first.returncode == 0, first.stderr
+    cid = first.stdout.strip()
+    try:
+        before = inventory(labkit_home)
+        r = cli("run", "--rm", "--name", "nome-repetido", "busybox", "true")
+        print(r.stderr.strip())
+        assert r.returncode == 125
+        assert 'o nome "nome-repetido" já está em uso pelo contêiner ' + cid[:12] in r.stderr
+        r = cli("run", "-d", "--name", "nome-repetido", "busybox", "true", lang="en")
+        assert r.returncode == 125 and "already in use" in r.stderr
+        assert inventory(labkit_home) == before
+        assert labkit.get("nome-repetido").id == cid
+        with pytest.raises(Conflict):
+            labkit.run("busybox", "true", name="nome-repetido")
+    finally:
+        assert cli("rm", "-f", "nome-repetido").returncode == 0
+
+
+def test_rm_of_a_running_container_needs_force(labkit_home):
+    ctr = labkit.run("busybox", ["sleep", "300"], detach=True, name="ainda-rodando")
+    try:
+        r = cli("rm", "ainda-rodando")
+        print(r.stderr.strip())
+        assert r.returncode == 125
+        assert "não é possível remover o contêiner ainda-rodando: ele está em execução" in r.stderr
+        assert "rm -f" in r.stderr
+        assert ctr.status == "running"  # untouched
+        assert (Path(labkit_home) / "containers" / ctr.id).is_dir()
+        r = cli("rm", "ainda-rodando", lang="en")
+        assert r.returncode == 125 and "it is running" in r.stderr
+        r = cli("rm", "-f", "ainda-rodando")
+        assert r.returncode == 0 and r.stdout.strip() == "ainda-rodando"
+    finally:
+        try:
+            ctr.remove(force=True)
+        except NotFound:
+            pass
+    assert not (Path(labkit_home) / "containers" / ctr.id).exists()
+
+
+def test_a_failed_run_does_not_reserve_its_name(unchanged):
+    r = cli("run", "--rm", "--name", "nome-livre", "busybox", "comando-inexistente")
+    assert r.returncode == 127
+    r = cli("run", "--rm", "--name", "nome-livre", "busybox", "true")
+    assert r.returncode == 0, r.stderr
+
+
+def test_rm_partial_failure_removes_the_rest_and_fails():
+    a = labkit.run("busybox", ["true"], detach=True)
+    a.wait(timeout=20)
+    r = cli("rm", a.id, "nada-disso")
+    assert r.returncode == 125
+    assert r.stdout.strip() == a.id
+    assert "nada-disso" in r.stderr
+    with pytest.raises(NotFound):
+        labkit.get(a.id)
+
+
+# -- the same through the Python API -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,exc,code,text", [
+    ({"image": "imagem-que-nao-existe"}, NotFound, 125, "imagem-que-nao-existe"),
+    ({"cmd": "comando-inexistente"}, LabkitError, 127, "comando-inexistente"),
+    ({"memory": "12zz"}, LabkitError, 125, "12zz"),
+    ({"volumes": ["/nao/existe:/x"]}, LabkitError, 125, "/nao/existe"),
+    ({"volumes": ["a:b:c:d"]}, LabkitError, 125, "a:b:c:d"),
+    ({"pids_limit": "muitos"}, ValueError, None, "muitos"),
+])
+def test_bad_input_api(kwargs, exc, code, text, unchanged):
+    args = {"image": "busybox", "cmd": "true", **kwargs}
+    with pytest.raises(exc) as info:
+        labkit.run(args.pop("image"), args.pop("cmd"), **args)
+    print(type(info.value).__name__, info.value)
+    assert text in str(info.value)
+    if code is not None:
+        assert info.value.exit_code == code
+
+
+@pytest.mark.parametrize("op", ["inspect", "logs", "stop", "kill", "remove", "exec", "wait", "update"])
+def test_unknown_container_api(op, unchanged):
+    with pytest.raises(NotFound) as info:
+        if op in ("inspect", "logs"):
+            getattr(labkit.get("nada-disso"), op)()
+        else:
+            ctr = labkit.Container("nada-disso")
+            {"stop": lambda: ctr.stop(timeout=1), "kill": ctr.kill, "remove": ctr.remove,
+             "exec": lambda: ctr.exec("true"), "wait": lambda: ctr.wait(timeout=5),
+             "update": lambda: ctr.update(memory="64m")}[op]()
+    assert info.value.exit_code == 125
+    assert "nada-disso" in str(info.value)
+
+
+def test_exec_or_update_on_an_exited_container_is_a_conflict():
+    r = labkit.run("busybox", "true", remove=False)
+    ctr = labkit.get(r.id)
+    try:
+        with pytest.raises(Conflict):
+            ctr.exec("true")
+        with pytest.raises(Conflict):
+            ctr.update(memory="64m")
+        with pytest.raises(Conflict):
+            ctr.kill()
+        ctr.stop(timeout=1)  # stopping a stopped container is fine, as in Docker
+    finally:
+        ctr.remove()
