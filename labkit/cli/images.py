@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -39,6 +40,7 @@ def register(sub) -> None:
     IMAGE_SUBCOMMANDS = isub
     _ls_flags(isub.add_parser("ls", aliases=["list"], help=_("List images")))
     p = isub.add_parser("inspect", help=_("Display detailed information on one or more images"))
+    p.add_argument("-f", "--format", help=_("Go-template-like format, e.g. '{{.Config.Cmd}}' or '{{json .Config}}'"))
     p.add_argument("images", nargs="+", metavar=_("IMAGE"))
     p.set_defaults(func=cmd_inspect)
     _rm_flags(isub.add_parser("rm", help=_("Remove one or more images")))
@@ -52,6 +54,7 @@ def _ls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help=_("only show image IDs"))
     p.add_argument("--no-trunc", action="store_true", help=_("don't truncate output"))
     p.add_argument("--digests", action="store_true", help=_("show digests"))
+    p.add_argument("--format", help=_("Go-template-like format, e.g. '{{.Repository}}:{{.Tag}}'"))
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
     p.set_defaults(func=cmd_images)
 
@@ -127,6 +130,35 @@ def human_ago(when, now: float | None = None) -> str:
     return _("%(time)s ago") % {"time": text}
 
 
+_FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
+
+
+def _go_value(value) -> str:
+    """How Go's text/template prints a value: lists as [a b], maps as map[k:v]."""
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(v)}" for k, v in sorted(value.items())) + "]"
+    return str(value)
+
+
+def render(template: str, doc: dict) -> str:
+    """A small subset of Docker's ``--format``: ``{{.A.B}}`` and ``{{json .A}}``; ``\\t`` and ``\\n`` escapes."""
+    def field(m: re.Match) -> str:
+        value = doc
+        for part in filter(None, m.group(2).split(".")):
+            value = value.get(part) if isinstance(value, dict) else None
+        if m.group(1):
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _go_value(value)
+
+    return _FIELD.sub(field, template).replace("\\t", "\t").replace("\\n", "\n")
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     """Columns padded like Docker's tabwriter (three spaces between columns)."""
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
@@ -161,6 +193,16 @@ def cmd_images(args) -> int:
         if seen:
             print("\n".join(seen))
         return 0
+    if args.format:
+        now = time.time()
+        for img in images:
+            repo, tag = refs.split(refs.familiar(img.ref)) if img.ref else ("<none>", "<none>")
+            created = img.created
+            print(render(args.format, {
+                "ID": img.id if args.no_trunc else img.short_id, "Repository": repo, "Tag": tag,
+                "Digest": img.digest, "CreatedSince": human_ago(created, now),
+                "CreatedAt": created.isoformat() if created else "", "Size": human_size(img.size)}))
+        return 0
     header = [_("REPOSITORY"), _("TAG")]
     if args.digests:
         header.append(_("DIGEST"))
@@ -189,7 +231,11 @@ def cmd_inspect(args) -> int:
             out.append(store.resolve(ref).inspect())
         except NotFound as exc:
             missing.append(exc.message)
-    print(json.dumps(out, indent=4, ensure_ascii=False))
+    if args.format:
+        for doc in out:
+            print(render(args.format, doc))
+    else:
+        print(json.dumps(out, indent=4, ensure_ascii=False))
     for msg in missing:
         sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": msg} + "\n")
     return 1 if missing else 0

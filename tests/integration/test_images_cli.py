@@ -39,6 +39,10 @@ def test_images_table_inspect_tag_rmi(env):
     assert lines[1].split()[:3] == ["busybox", "latest", short]
     assert lines[1].split()[-1].endswith("MB")
 
+    r = lk(env, "image", "inspect", "-f", "{{.Config.Cmd}} {{json .Config.Cmd}} {{.Os}}", "busybox")
+    assert r.stdout == '[sh] ["sh"] linux\n'
+    assert lk(env, "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout == f"busybox:latest {short}\n"
+
     en = dict(env, LABKIT_LANG="en")
     assert lk(en, "image", "ls").stdout.splitlines()[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
 
