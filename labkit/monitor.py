@@ -279,6 +279,8 @@ class _Target:
         self.ended = False
         self.seen = False
         self.prev: tuple | None = None  # (wall_ns, usage_ns, periods, throttled)
+        self.last_row: tuple | None = None
+        self.final_row: tuple | None = None  # one more row after the end (OOM)
         if isinstance(spec, str):
             self.label = spec
         elif hasattr(spec, "cgroup"):
@@ -334,9 +336,26 @@ class _Target:
         except Exception:
             # Gone, NotFound, ENODEV, a half-removed directory: end the series
             self.end()
+            self._last_words()
             return None
         self.seen = True
         return stats
+
+    def _last_words(self) -> None:
+        """A container killed by the OOM killer is reaped and its cgroup removed
+        within milliseconds, often between two samples: ask the runtime (which
+        read the cgroup's counter before removing it) and close the series
+        with the OOM kill, so the plot shows it."""
+        last = self.last_row
+        if self.container is None or last is None:
+            return
+        try:
+            oom = bool(self.container.inspect()["State"]["OOMKilled"])
+        except Exception:
+            return
+        if oom and not last[9]:
+            # at the next tick the container is dead: no CPU, memory or pids
+            self.final_row = (None, last[1], 0.0, last[3], 0, last[5], 0, last[7], 0.0, 1)
 
     def end(self) -> None:
         self.ended = True
@@ -353,10 +372,12 @@ class _Target:
             return None  # first reading: no interval yet
         cpu = cpu_percent(prev[1], usage, prev[0], wall_ns)
         quota = stats.get("cpu_quota_cores")
-        return (t, self.label, cpu, None if quota is None else quota * 100.0,
-                memory_bytes(stats), stats.get("memory_limit"), stats.get("pids_current"),
-                stats.get("pids_limit"), throttled_percent(prev[2], periods, prev[3], thr),
-                stats.get("oom_kills") or 0)
+        row = (t, self.label, cpu, None if quota is None else quota * 100.0,
+               memory_bytes(stats), stats.get("memory_limit"), stats.get("pids_current"),
+               stats.get("pids_limit"), throttled_percent(prev[2], periods, prev[3], thr),
+               stats.get("oom_kills") or 0)
+        self.last_row = row
+        return row
 
 
 def _kb(text: bytes, name: bytes) -> int | None:
@@ -537,6 +558,10 @@ class Monitor:
                 continue
             stats = target.read()
             if stats is None:
+                if target.final_row is not None:
+                    if record:
+                        append((t,) + target.final_row[1:])
+                    target.final_row = None
                 continue
             row = target.row(t, time.monotonic_ns(), stats)
             if row is not None and record:

@@ -188,9 +188,14 @@ def plot_memory(ax, data: _Data) -> None:
                 ref = next((v for v in reversed(lim[:ts.index(x) + 1]) if v is not None), y)
                 ax.plot([x], [max(y, ref)], marker="X", markersize=11, color=OOM_COLOR,
                         markeredgecolor="white", linestyle="none", zorder=5)
+                t0, t1 = data.times[0], data.times[-1]
+                right = t1 > t0 and (x - t0) / (t1 - t0) > 0.75  # keep the label inside
                 ax.annotate(_("OOM: %(name)s") % {"name": n}, (x, max(y, ref)),
-                            xytext=(6, 4), textcoords="offset points", color=OOM_COLOR,
-                            fontsize=9, fontweight="bold")
+                            xytext=(-7 if right else 7, 7), textcoords="offset points",
+                            ha="right" if right else "left", color=OOM_COLOR,
+                            fontsize=9, fontweight="bold", zorder=6,
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": OOM_COLOR,
+                                  "lw": 0.8, "alpha": 0.9})
             prev = k
     ax.set_ylim(0, top * 1.25)
     _legend(ax, ncol=2)

@@ -161,3 +161,31 @@ def test_monitor_of_real_containers_by_name(tmp_path):
     if SHOTS:
         from labkit import plots
         plots.save(plots.dashboard(mon.rows()), os.path.join(SHOTS, "real_container_dashboard.png"))
+
+
+def test_oom_killed_container_ends_with_an_oom_mark():
+    """The engine reaps an OOM-killed container and removes its cgroup within
+    milliseconds; the monitor still closes the series with the OOM kill."""
+    import labkit
+    from labkit import plots
+
+    name = "mon-oom-%d" % os.getpid()
+    c = labkit.run("busybox", ["sh", "-c", "sleep 1; x=$(head -c 60000000 /dev/zero | tr '\\0' a)"],
+                   name=name, memory="32m", detach=True)
+    try:
+        with m.Monitor([c], rate=4) as mon:
+            c.wait(timeout=30)
+            time.sleep(0.6)
+        oom = c.oom_killed
+    finally:
+        c.remove(force=True)
+    rows = [r for r in mon.rows() if r["target"] == name]
+    peak = max(r["memory_bytes"] for r in rows)
+    print(f"container under --memory 32m: OOMKilled={oom}, last oom_kills {rows[-1]['oom_kills']}, "
+          f"peak seen {peak / MiB:.1f} MiB in {len(rows)} samples; {m.summary(mon.rows())}")
+    assert oom and rows[-1]["oom_kills"] >= 1
+    assert f"OOM: {name}" in m.summary(mon.rows())
+    fig = plots.memory_figure(mon.rows())
+    assert f"OOM: {name}" in [t.get_text() for t in fig.axes[0].texts]
+    if SHOTS:
+        plots.save(plots.dashboard(mon.rows()), os.path.join(SHOTS, "real_container_oom.png"))
