@@ -69,6 +69,7 @@ def main() -> int:
         (ctx / "Dockerfile").write_text(text)
         (ctx / "a.txt").write_text("conteúdo de a.txt\n")
     env = {**os.environ, "LABKIT_HOME": str(home), "LABKIT_LANG": "en"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's CLI runs from cached .pyc files
     penv = {**os.environ}
     podman = None
     results: dict[str, list[float]] = {}

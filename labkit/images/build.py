@@ -934,12 +934,13 @@ class Builder:
 
         run_kwargs = dict(env=run_env, workdir=state.cfg.get("WorkingDir") or "/",
                           user=state.cfg.get("User") or None, remove=False, entrypoint=[])
-        try:
-            import inspect
-            if "network" in inspect.signature(api.run).parameters:
-                run_kwargs["network"] = self.network
-        except (TypeError, ValueError):
-            pass
+        import inspect
+
+        if "network" in inspect.signature(api.run).parameters:
+            run_kwargs["network"] = self.network
+        elif self.network == "host" and not getattr(self, "_warned_network", False):
+            self._warned_network = True
+            self.say(_("[Warning] --network host is not supported by the runtime yet: RUN has no network"))
         result = api.run(image_ref, argv, **run_kwargs)
         container = None
         try:
