@@ -104,6 +104,7 @@ class State:
     layer_dirs: list[Path] = field(default_factory=list)
     args: dict[str, str] = field(default_factory=dict)  # ARGs in scope (values)
     shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
+    cmd_set: bool = False  # CMD given in this stage (a later ENTRYPOINT keeps it)
 
     @property
     def cfg(self) -> dict:
@@ -458,6 +459,7 @@ class Builder:
 
         def apply() -> None:
             state.cfg["Cmd"] = argv
+            state.cmd_set = True
         self._config_step(state, instr, "CMD " + json.dumps(argv), apply)
 
     def _i_entrypoint(self, state: State, instr: Instruction) -> None:
@@ -465,9 +467,8 @@ class Builder:
 
         def apply() -> None:
             state.cfg["Entrypoint"] = argv or None
-            if argv and "Cmd" in state.cfg and not getattr(self, "_cmd_in_stage", False):
-                pass
-            state.cfg.pop("Cmd", None) if not argv else None
+            if not state.cmd_set:
+                state.cfg.pop("Cmd", None)  # as Docker: a new ENTRYPOINT drops the base image's CMD
         self._config_step(state, instr, "ENTRYPOINT " + json.dumps(argv), apply)
 
     def _i_shell(self, state: State, instr: Instruction) -> None:

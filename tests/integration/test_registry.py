@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 class Registry:
-    def __init__(self, root: Path, htpasswd: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, htpasswd: dict[str, str] | None = None, tls: bool = False) -> None:
         self.root = root
         self.port = _free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -45,6 +45,15 @@ class Registry:
                     realm: labkit-test
                     path: {root / 'htpasswd'}
                 """)
+        tls_conf = ""
+        self.ca = None
+        if tls:
+            key, cert = root / "key.pem", root / "cert.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            self.ca = str(cert)
+            tls_conf = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
         (root / "config.yml").write_text(textwrap.dedent(f"""\
             version: 0.1
             log:
@@ -59,14 +68,18 @@ class Registry:
             http:
               addr: {self.host}
               secret: labkit-test-secret
-            """) + auth)
+            """) + tls_conf + auth)
         self.log = open(root / "registry.log", "wb")
         self.proc = subprocess.Popen([REGISTRY, "serve", str(root / "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.ca) if tls else None
+        scheme = "https" if tls else "http"
         while True:
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                urllib.request.urlopen(f"{scheme}://{self.host}/v2/", timeout=1, context=ctx)
                 break
             except urllib.error.HTTPError:
                 break  # 401: up, and asking for credentials
@@ -248,3 +261,32 @@ def test_cli_push_pull(registry, small_image, capsys):
     from labkit.images.store import Store
 
     Store().remove(dest)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+def test_https_with_ca_file(tmp_path, small_image, monkeypatch):
+    """HTTPS (as for any registry that is not on this machine): a self-signed CA given with ca_file."""
+    from labkit.errors import LabkitError
+    from labkit.images import registry as reg
+
+    monkeypatch.delenv("LABKIT_REGISTRY_CA", raising=False)
+    server = Registry(tmp_path, tls=True)
+    try:
+        dest = f"{server.host}/tls/lab:v1"
+        with pytest.raises(LabkitError) as exc:
+            reg.push(small_image.ref, dest, secure=True)  # unknown CA: refused
+        assert "--ca-file" in str(exc.value)
+        stats = reg.push(small_image.ref, dest, secure=True, ca_file=server.ca)
+        assert stats["pushed"] == 3
+        monkeypatch.setenv("LABKIT_REGISTRY_CA", server.ca)
+        assert reg.pull(dest, secure=True).digest == small_image.digest
+        assert reg.pull(dest, secure=True, tls_verify=False).digest == small_image.digest
+        if SKOPEO:
+            out = _skopeo("inspect", "--cert-dir", str(tmp_path / "nocerts"), "--tls-verify=false",
+                          f"docker://{dest}")
+            assert out.returncode == 0, out.stderr
+        from labkit.images.store import Store
+
+        Store().remove(dest)
+    finally:
+        server.stop()

@@ -267,3 +267,15 @@ def test_dockerfile_text_and_target(tmp_path, home):
     assert len(img.layers) == 1
     with pytest.raises(LabkitError):
         build(ctx, "t:1", dockerfile="FROM scratch\n", target="zz", home=home, quiet=True)
+
+
+def test_entrypoint_drops_inherited_cmd(tmp_path, home):
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    img = build(ctx, "ep:1", dockerfile='FROM busybox\nENTRYPOINT ["echo"]\n', home=home, quiet=True)
+    assert img.config["config"]["Entrypoint"] == ["echo"] and "Cmd" not in img.config["config"]
+    img = build(ctx, "ep:2", dockerfile='FROM busybox\nCMD ["x"]\nENTRYPOINT ["echo"]\n', home=home, quiet=True)
+    assert img.config["config"]["Cmd"] == ["x"]
+    img = build(ctx, "ep:3", dockerfile='FROM busybox\nSHELL ["/bin/ash", "-c"]\nCMD echo hi\n', home=home,
+                quiet=True)
+    assert img.config["config"]["Cmd"] == ["/bin/ash", "-c", "echo hi"]
