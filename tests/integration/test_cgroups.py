@@ -353,3 +353,17 @@ def test_memory_and_swap_updates(make_cg):
     with pytest.raises(LabkitError):
         cg.set_limits(Limits.partial(memory_swap=8 << 20))  # below --memory
     print(f"\n[{cg.version}] (update, memory_limit, memory_swap_limit): {seen}")
+
+
+def test_freeze_pauses_and_thaws(make_cg):
+    cg = make_cg(Limits())
+    start(make_cg, cg, BUSY)
+    time.sleep(0.3)
+    if not cg.freeze(True):
+        pytest.skip("no freezer on this machine")
+    frozen, _ = cpu_share(cg, 1.0)
+    assert cg.freeze(False)
+    thawed, _ = cpu_share(cg, 1.0)
+    print(f"\n[{cg.version}] freeze (docker pause): {frozen:.3f} of a core frozen, "
+          f"{thawed:.3f} thawed")
+    assert frozen < 0.01 and thawed > 0.05  # thawed: it runs again (the host may be busy)

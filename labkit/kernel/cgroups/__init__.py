@@ -31,6 +31,8 @@ Semantics worth knowing:
 - ``remove()`` reads the OOM counter first (``oom_killed()`` still answers
   afterwards), kills what is left, rmdirs, and removes the empty parent.
 - ``attach(pid)`` is plain writes to ``cgroup.procs``: safe between fork and exec.
+- Beyond the contract: ``freeze(on=True) -> bool`` (``docker pause``/``unpause``;
+  False without a freezer), ``exists()``, ``close()``, ``backend().list(parent)``.
 """
 from __future__ import annotations
 

@@ -282,16 +282,15 @@ class Cgroup:
 
     def remove(self) -> None:
         """Kill what is left, then rmdir (idempotent); drop empty parents (``labkit``)."""
-        if not self.exists():
+        if self.exists():
+            self._oom_kills = self._read_oom_kills()
+            if self.pids():
+                self.kill()
             self.close()
-            return
-        self._oom_kills = self._read_oom_kills()
-        if self.pids():
-            self.kill()
+            for d in self._dirs:
+                rmdir(d)
         self.close()
-        for d in self._dirs:
-            rmdir(d)
-        for root in self._roots:
+        for root in self._roots:  # also when the leaf was gone already
             parent = os.path.dirname(self.name)
             while parent:
                 rmdir_if_empty(os.path.join(root, parent))

@@ -160,21 +160,27 @@ class V1Cgroup(Cgroup):
         }
 
     # -- processes ----------------------------------------------------------
+    def freeze(self, on: bool = True, timeout: float = 2.0) -> bool:
+        """``docker pause``/``unpause``: ``freezer.state`` FROZEN/THAWED. False when
+        this machine has no freezer hierarchy."""
+        state = self._f("freezer", "freezer.state")
+        if not state or not os.path.exists(state):
+            return False
+        want = "FROZEN" if on else "THAWED"
+        write(state, want)
+        deadline = time.monotonic() + timeout
+        while read(state) != want and time.monotonic() < deadline:  # FREEZING meanwhile
+            time.sleep(0.002)
+        return True
+
     def kill(self, timeout: float = 5.0) -> None:
         """SIGKILL everything; with the freezer, nobody can fork while we look."""
-        state = self._f("freezer", "freezer.state")
         deadline = time.monotonic() + timeout
         while self.pids() and time.monotonic() < deadline:
-            frozen = False
-            if state and os.path.exists(state):
-                write(state, "FROZEN")
-                t = time.monotonic() + 1.0
-                while read(state) != "FROZEN" and time.monotonic() < t:
-                    time.sleep(0.002)
-                frozen = True
+            frozen = self.freeze(True, timeout=1.0)
             self._signal_all()
             if frozen:
-                write(state, "THAWED")  # frozen tasks only die once thawed
+                self.freeze(False)  # frozen tasks only die once thawed
             self._wait_empty(0.2)
 
 

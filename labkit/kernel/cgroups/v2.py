@@ -168,20 +168,32 @@ class V2Cgroup(Cgroup):
         }
 
     # -- processes ----------------------------------------------------------
+    def freeze(self, on: bool = True, timeout: float = 2.0) -> bool:
+        """``docker pause``/``unpause``: ``cgroup.freeze``, then wait for
+        ``cgroup.events`` to say ``frozen 1`` (or 0). False without a freezer."""
+        path = self._f("cgroup.freeze")
+        if not os.path.exists(path):
+            return False
+        write(path, 1 if on else 0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if read_kv(self._f("cgroup.events")).get("frozen", int(on)) == int(on):
+                break
+            time.sleep(0.002)
+        return True
+
     def kill(self, timeout: float = 5.0) -> None:
         """SIGKILL everything: ``cgroup.kill`` when the kernel has it, else freeze+kill."""
         deadline = time.monotonic() + timeout
-        kill_file, freeze = self._f("cgroup.kill"), self._f("cgroup.freeze")
+        kill_file = self._f("cgroup.kill")
         while self.pids() and time.monotonic() < deadline:
             if os.path.exists(kill_file):
                 write(kill_file, 1)
             else:
-                frozen = os.path.exists(freeze)
-                if frozen:
-                    write(freeze, 1)
+                frozen = self.freeze(True, timeout=1.0)
                 self._signal_all()  # v2 lets SIGKILL through to frozen tasks
                 if frozen:
-                    write(freeze, 0)
+                    self.freeze(False)
             self._wait_empty(0.2)
 
 
