@@ -339,11 +339,13 @@ class Builder:
             return self.store.resolve(ref)
         except NotFound:
             pass
-        if domain is not None:
-            from .registry import pull
+        from .registry import pull
 
+        try:
             return pull(ref, store=self.store, out=self.say)
-        raise instr.error(_("image %(ref)s not found (build it, load it or pull it first)") % {"ref": ref})
+        except LabkitError as exc:
+            raise instr.error(_("image %(ref)s not found here and not pulled (%(why)s); build it, load it "
+                                "or pull it first") % {"ref": ref, "why": exc}) from None
 
     def _build_stage(self, stage: dfmod.Stage) -> State:
         state = self._from(stage)

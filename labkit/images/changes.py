@@ -32,6 +32,25 @@ class HistoryRow:
     empty: bool
 
 
+def _content_size(store, desc: dict, diff_id: str) -> int:
+    """Bytes of the files a layer holds (what ``docker history`` shows), not of its tarball."""
+    d = store.layer_dir(diff_id)
+    if not d.is_dir():
+        return store._uncompressed_size(desc, diff_id)
+    total = 0
+    for root, _dirs, files in os.walk(d):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+            elif stat.S_ISLNK(st.st_mode):
+                total += len(os.readlink(os.path.join(root, name)))
+    return total
+
+
 def history(ref: str, store=None) -> list[HistoryRow]:
     """Steps of the image ``ref``, newest first (``docker history``)."""
     from .store import Store
@@ -50,7 +69,7 @@ def history(ref: str, store=None) -> list[HistoryRow]:
         size = 0
         ident = "<missing>"
         if not empty and i < len(layers):
-            size = store._uncompressed_size(layers[i], diff_ids[i])
+            size = _content_size(store, layers[i], diff_ids[i])
             ident = layers[i]["digest"]
             i += 1
         rows.append(HistoryRow(ident, entry.get("created", ""), entry.get("created_by", ""),
