@@ -17,6 +17,8 @@ _EXPORTS = {
     "LabkitError": "errors", "NotFound": "errors", "Conflict": "errors",
     "Monitor": "monitor", "live": "live",
     "build": "images.build",
+    "history": "images.changes", "diff": "images.changes", "commit": "images.changes",
+    "prune_images": "images.changes", "push": "images.registry", "pull": "images.registry",
 }
 
 
