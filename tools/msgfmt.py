@@ -12,6 +12,7 @@ committed ``.mo`` differs from what the fragments give.
 from __future__ import annotations
 
 import ast
+import os
 import struct
 import sys
 from pathlib import Path
@@ -127,7 +128,9 @@ def main(argv: list[str]) -> int:
         return 0
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     if not OUTPUT.exists() or OUTPUT.read_bytes() != data:
-        OUTPUT.write_bytes(data)
+        tmp = OUTPUT.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, OUTPUT)  # atomic: a running labkit never reads half a catalog
     return 0
 
 
