@@ -114,7 +114,7 @@ $(STAMP): pyproject.toml | debs
 	fi; \
 	echo "make setup: pip install -e '.[lab,test]'"; \
 	$(VPY) -m pip install -q --upgrade pip && \
-	$(VPY) -m pip install -q -e '.[lab,test]' && \
+	$(VPY) -m pip install -q -e '.[lab,test]' --config-settings editable_mode=compat && \
 	touch $@
 
 # The pt-BR catalog (stdlib only; rewrites the .mo only when the fragments changed).
