@@ -596,8 +596,7 @@ class Builder:
     def _i_copy(self, state: State, instr: Instruction, add: bool = False) -> None:
         from . import layers
 
-        if "link" in instr.flags:
-            pass  # --link changes only how Docker stores the layer; same content here
+        # --link changes only how Docker stores the layer; the content is the same here
         form = instr.json_list()
         try:
             args = form if form is not None else self._words(state, instr)
@@ -665,8 +664,9 @@ class Builder:
                     raise instr.error(_("unsafe archive %(name)s refused: %(reason)s")
                                       % {"name": sub, "reason": exc}) from None
                 base = real_dest.strip("/")
-                for e in layers.dir_entries(tmpdir, owner=None if owner is None else owner, mtime=None,
-                                            whiteouts=False, prefix=base):
+                # the archive's owners and times are kept, unless --chown says otherwise (as Docker)
+                keep = None if "chown" not in instr.flags else owner
+                for e in layers.dir_entries(tmpdir, owner=keep, mtime=None, whiteouts=False, prefix=base):
                     entries.append(e)
                     content.update(self._entry_fingerprint(e))
                 continue
