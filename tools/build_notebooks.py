@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import re
 import sys
 import time
@@ -120,8 +119,6 @@ def build(src: Path, execute: bool = True) -> tuple[Path, float]:
     if execute:
         from nbclient import NotebookClient
 
-        env_path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-        os.environ["PATH"] = env_path
         client = NotebookClient(nb, timeout=300, kernel_name="python3",
                                 resources={"metadata": {"path": str(OUT)}})
         start = time.monotonic()
