@@ -28,7 +28,8 @@ def _free_port() -> int:
 
 
 class Registry:
-    def __init__(self, root: Path, htpasswd: dict[str, str] | None = None, tls: bool = False) -> None:
+    def __init__(self, root: Path, htpasswd: dict[str, str] | None = None, tls: bool = False,
+                 token: "TokenServer | None" = None) -> None:
         self.root = root
         self.port = _free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -54,6 +55,15 @@ class Registry:
                             "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
             self.ca = str(cert)
             tls_conf = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+        if token is not None:
+            auth = textwrap.dedent(f"""\
+                auth:
+                  token:
+                    realm: {token.realm}
+                    service: labkit-test
+                    issuer: labkit-test-issuer
+                    rootcertbundle: {token.cert}
+                """)
         (root / "config.yml").write_text(textwrap.dedent(f"""\
             version: 0.1
             log:
@@ -96,6 +106,79 @@ class Registry:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+class TokenServer:
+    """A bearer-token server for docker-registry's ``auth: token``: checks a user and password,
+    then signs a JWT (RS256, ``x5c`` header) with a self-signed key, using ``openssl dgst``."""
+
+    def __init__(self, root: Path, users: dict[str, str]) -> None:
+        import base64
+        import json as _json
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.key, self.cert = root / "token-key.pem", root / "token-cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-keyout", str(self.key), "-out", str(self.cert), "-subj", "/CN=labkit-token"],
+                       check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        x5c = base64.b64encode(der).decode()
+        self.issued: list[str] = []
+        outer = self
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                auth = self.headers.get("Authorization", "")
+                user = None
+                if auth.startswith("Basic "):
+                    u, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+                    if users.get(u) == pw:
+                        user = u
+                if user is None:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                access = []
+                for scope in q.get("scope", "").split():
+                    kind, _, rest = scope.partition(":")
+                    name, _, actions = rest.rpartition(":")
+                    access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                now = int(time.time())
+                header = {"alg": "RS256", "typ": "JWT", "x5c": [x5c]}
+                claims = {"iss": "labkit-test-issuer", "sub": user, "aud": q.get("service", ""),
+                          "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(),
+                          "access": access}
+                signing = f"{b64(_json.dumps(header).encode())}.{b64(_json.dumps(claims).encode())}"
+                sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(outer.key)],
+                                     input=signing.encode(), check=True, capture_output=True).stdout
+                tok = f"{signing}.{b64(sig)}"
+                outer.issued.append(q.get("scope", ""))
+                body = _json.dumps({"token": tok, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
@@ -290,3 +373,33 @@ def test_https_with_ca_file(tmp_path, small_image, monkeypatch):
         Store().remove(dest)
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+def test_bearer_token_auth(tmp_path, small_image, monkeypatch):
+    """docker-registry with ``auth: token``: labkit gets a token from the realm, with its user and password."""
+    from labkit.errors import LabkitError
+    from labkit.images import registry as reg
+
+    monkeypatch.setenv("LABKIT_AUTH_FILE", str(tmp_path / "auth.json"))
+    monkeypatch.delenv("LABKIT_REGISTRY_USER", raising=False)
+    tokens = TokenServer(tmp_path, {"ana": "s3cr3t"})
+    server = Registry(tmp_path, token=tokens)
+    try:
+        dest = f"{server.host}/tok/lab:v1"
+        with pytest.raises(LabkitError):
+            reg.push(small_image.ref, dest, username="ana", password="errada")
+        stats = reg.push(small_image.ref, dest, username="ana", password="s3cr3t")
+        assert stats["pushed"] == 3
+        assert any(s == "repository:tok/lab:pull,push" for s in tokens.issued), tokens.issued
+        assert reg.pull(dest, username="ana", password="s3cr3t").digest == small_image.digest
+        if SKOPEO:
+            out = _skopeo("inspect", "--tls-verify=false", "--creds", "ana:s3cr3t", f"docker://{dest}")
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["Digest"] == small_image.digest
+        from labkit.images.store import Store
+
+        Store().remove(dest)
+    finally:
+        server.stop()
+        tokens.stop()
