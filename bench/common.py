@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -165,6 +166,10 @@ def mounts_under(prefix: str) -> list[str]:
     return out
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 # -- the scratch area --------------------------------------------------------------------------
 class Scratch:
     """A private directory with its own LABKIT_HOME, runtime state and bundles."""
@@ -175,6 +180,9 @@ class Scratch:
         self.home = self.dir / "labkit-home"
         self.extra_cleanup: list = []
         os.environ["LABKIT_HOME"] = str(self.home)
+        # SIGTERM/SIGHUP (a killed job) unwind like Ctrl-C, so close() still cleans up
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGHUP, _raise_interrupt)
 
     def path(self, *parts: str) -> Path:
         p = self.dir.joinpath(*parts)
