@@ -111,7 +111,7 @@ class RawCgroup:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
-        for p in self._paths:  # the "labkit-test" parent, when empty
+        for p in self._paths:  # the "labkit-montest" parent, when empty
             try:
                 os.rmdir(os.path.dirname(p))
             except OSError:
@@ -119,7 +119,7 @@ class RawCgroup:
 
 
 def make_cgroup(cpus: float | None = None, memory: int | None = None,
-                pids_limit: int | None = None, prefix: str = "labkit-test"):
+                pids_limit: int | None = None, prefix: str = "labkit-montest"):
     """A real cgroup named ``<prefix>/<random>``."""
     name = f"{prefix}/{uuid.uuid4().hex[:12]}"
     try:

