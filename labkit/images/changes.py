@@ -248,11 +248,10 @@ def prune_images(all: bool = False, store=None) -> list[str]:
 
     Returns the removed manifest digests; also forgets build-cache entries whose layers are gone.
     """
-    from .layout import REF_NAME
     from .store import Store
 
     store = store or Store()
-    gone = store.prune()
+    gone = list(dict.fromkeys(store.prune()))
     if all:
         used: set[str] = set()
         try:
@@ -280,8 +279,7 @@ def prune_images(all: bool = False, store=None) -> list[str]:
         store.layout.update_index(change)
         if removed:
             store.gc()
-        gone += [d for d in removed if d not in gone]
-        _ = REF_NAME
+        gone += [d for d in dict.fromkeys(removed) if d not in gone]
     cache = store.home / "build-cache"
     if cache.is_dir():
         import json
