@@ -70,9 +70,13 @@ def limited(value: int | None) -> int | None:
 
 
 def human(n: int) -> str:
+    """``33554432`` -> ``"32.0 MiB"`` (``"32,0 MiB"`` for a pt-BR reader)."""
+    from ...i18n import language
+
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            text = f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return text.replace(".", ",") if language() == "pt_BR" else text
         n /= 1024
     return str(n)
 
