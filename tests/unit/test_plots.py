@@ -204,3 +204,44 @@ def test_monitor_plot_shortcut():
         time.sleep(0.3)
     fig = mon.plot()
     assert len(fig.axes) == 3
+
+
+def test_frames_keep_coming_while_the_kernel_is_busy():
+    """The point of the display-handle path: while another cell keeps the kernel
+    busy, the background thread still pushes frames (update_display_data)."""
+    jupyter_client = pytest.importorskip("jupyter_client")
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    try:
+        def execute(code, timeout=60):
+            msg_id = kc.execute(code)
+            updates, busy_from = [], None
+            while True:
+                msg = kc.get_iopub_msg(timeout=timeout)
+                kind = msg["msg_type"]
+                if kind == "update_display_data":
+                    updates.append(time.monotonic())
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if kind == "status" and msg["content"]["execution_state"] == "busy":
+                    busy_from = time.monotonic()
+                if kind == "error":
+                    raise AssertionError("\n".join(msg["content"]["traceback"]))
+                if kind == "status" and msg["content"]["execution_state"] == "idle":
+                    return busy_from, time.monotonic(), updates
+
+        execute(NOTEBOOK_CELLS[0])
+        execute("lv = live([FakeCgroup('web', 0.5)], duration=10, rate=8, display=True).start()")
+        # a cell waiting (a container, a subprocess, sleep): the GIL is free
+        t0, t1, updates = execute("time.sleep(3)")
+        waiting = [u for u in updates if t0 <= u <= t1]
+        # a cell computing in Python: the render thread shares the GIL with it
+        t0, t1, updates = execute("t = time.time()\nwhile time.time() - t < 3: pass")
+        computing = [u for u in updates if t0 <= u <= t1]
+        print(f"frames pushed during 3 s busy cells: {len(waiting)} while it waits, "
+              f"{len(computing)} while it computes in Python")
+        assert len(waiting) >= 4
+        assert len(computing) >= 1
+        execute("lv.stop(quiet=True)")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
