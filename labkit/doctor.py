@@ -125,6 +125,16 @@ def usable_controllers(mounts: CgroupMounts, read: Callable[[str], str] | None =
     return {"v1": v1, "v2": v2}
 
 
+def parse_proc_cgroups(text: str) -> dict[str, bool]:
+    """``/proc/cgroups``: {controller: enabled} for the controllers this kernel knows."""
+    out = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and not line.startswith("#"):
+            out[fields[0]] = fields[3] == "1"
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # small probes
 
@@ -229,12 +239,21 @@ def run_checks(
         fix = f"mount -t cgroup2 none {CGROUP_ROOT}"
     elif missing:
         detail += "; " + _("missing: %(list)s") % {"list": ", ".join(missing)}
+        enabled = parse_proc_cgroups(_read(proc / "cgroups") or "")
         if layout == "v2":
-            fix = _("enable them for labkit's subtree: echo '%(ctl)s' > %(path)s/cgroup.subtree_control") % {
-                "ctl": " ".join("+" + c for c in missing), "path": mounts.v2}
+            fix = _("delegate them to this tree: echo '%(ctl)s' > cgroup.subtree_control of the parent "
+                    "cgroup (on the host), and check /proc/cmdline for cgroup_disable=") % {
+                "ctl": " ".join("+" + c for c in missing)}
+        elif all(enabled.get(c) for c in missing):
+            # compiled in and enabled, just not mounted
+            fix = " && ".join(f"mkdir -p {CGROUP_ROOT}/{c} && mount -t cgroup -o {c} cgroup {CGROUP_ROOT}/{c}"
+                              for c in missing)
         else:
             fix = _("add cgroup_enable=%(ctl)s to the kernel command line (GRUB_CMDLINE_LINUX in "
                     "/etc/default/grub), run update-grub and reboot") % {"ctl": ",".join(missing)}
+    if layout == "hybrid":
+        detail += "; " + _("cgroup2 at %(path)s: %(list)s") % {
+            "path": mounts.v2, "list": ", ".join(controllers["v2"]) or _("no controllers")}
     checks.append(Check("cgroups", _("cgroups"), layout != "none" and not missing, detail, fix,
                         data={"layout": layout, "v1": mounts.v1, "v2_mount": mounts.v2,
                               "controllers": controllers, "missing": missing}))

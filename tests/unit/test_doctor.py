@@ -205,10 +205,27 @@ def test_v1_missing_memory_and_debian_userns_switch(tmp_path, english):
     assert by["userns"].fix == "sysctl -w kernel.unprivileged_userns_clone=1"
 
 
+def test_v1_controller_enabled_but_not_mounted(tmp_path, english):
+    mountinfo = "\n".join(l for l in MOUNTINFO_V1.splitlines() if "pids" not in l)
+    proc, boot = fake_machine(tmp_path, mountinfo=mountinfo)
+    (proc / "cgroups").write_text("#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
+                                  "cpu\t2\t1\t1\nmemory\t3\t1\t1\npids\t0\t1\t1\n")
+    by = checks_by_key(doctor.run_checks(proc=proc, boot=boot, euid=0))
+    assert by["cgroups"].data["missing"] == ["pids"]
+    assert by["cgroups"].fix == ("mkdir -p /sys/fs/cgroup/pids && "
+                                 "mount -t cgroup -o pids cgroup /sys/fs/cgroup/pids")
+
+
+def test_proc_cgroups():
+    text = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t3\t1\nmemory\t0\t1\t0\n"
+    assert doctor.parse_proc_cgroups(text) == {"cpu": True, "memory": False}
+
+
 def test_hybrid_is_fine(tmp_path, english):
     proc, boot = fake_machine(tmp_path, mountinfo=MOUNTINFO_HYBRID)
     by = checks_by_key(doctor.run_checks(proc=proc, boot=boot, euid=0, read=lambda p: ""))
     assert by["cgroups"].ok and by["cgroups"].data["layout"] == "hybrid"
+    assert "cgroup2 at /sys/fs/cgroup/unified: no controllers" in by["cgroups"].detail
 
 
 def test_missing_namespace_is_essential(tmp_path, english):
