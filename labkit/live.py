@@ -49,10 +49,19 @@ def _kernel_shell():
 
 
 class Live:
-    """A live dashboard of ``targets``; see the module's documentation."""
+    """A live dashboard of ``targets``; see the module's documentation.
+
+    ``duration``: seconds (None: until ``stop()`` or every container is gone);
+    ``rate``: samples per second; ``fps``: frames per second at most, slowed
+    down so that rendering (~0.15 s of CPU per frame here) takes at most
+    ``max_duty`` of one core; ``window``: seconds shown (the last ones);
+    ``display``: force (True) or prevent (False) showing, default: inside a
+    Jupyter kernel only.
+    """
 
     def __init__(self, targets: Any, duration: float | None = None, rate: float = 4.0,
                  controls: bool = False, fps: float = 2.0, window: float | None = 60.0,
+                 max_duty: float = 0.3,
                  title: str | None = None, monitor: Monitor | None = None,
                  display: bool | None = None) -> None:
         if isinstance(targets, (str, bytes)) or not hasattr(targets, "__iter__"):
@@ -61,6 +70,7 @@ class Live:
         self.duration = duration
         self.controls = controls
         self.fps = fps
+        self.max_duty = max_duty
         self.window = window
         self.title = title
         self.monitor = monitor or Monitor(self.targets, rate=rate)
@@ -102,22 +112,28 @@ class Live:
         return self.duration is not None and time.monotonic() - self._t0 >= self.duration
 
     def _run(self) -> None:
-        period = 1.0 / self.fps
-        k = 1
+        """Render and push frames every 1/fps s; a frame costs ~0.15 s of CPU
+        (matplotlib), so the pace slows down when rendering would take more
+        than ``max_duty`` of one core (the kernel's CPU is part of the host's
+        total being plotted)."""
+        base = 1.0 / self.fps
         cpu0 = time.thread_time()
+        next_at = self._t0 + base
+        end_at = None if self.duration is None else self._t0 + self.duration
         try:
             while not self._stop.is_set():
-                deadline = self._t0 + k * period
-                if self.duration is not None:
-                    deadline = min(deadline, self._t0 + self.duration)
-                delay = deadline - time.monotonic()
+                if end_at is not None:
+                    next_at = min(next_at, end_at)
+                delay = next_at - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
                 if self._deadline_passed() or self.monitor.all_ended():
                     break
-                k = max(k + 1, int((time.monotonic() - self._t0) / period) + 1)
+                started, c = time.monotonic(), time.thread_time()
                 if self.show:
                     self._push(self._render())
+                cost = time.thread_time() - c
+                next_at = started + max(base, cost / self.max_duty)
         except BaseException as exc:  # a broken frame must not kill the kernel
             self.error = exc
         finally:
