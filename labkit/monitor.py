@@ -771,5 +771,6 @@ def summary(rows: list[dict]) -> str:
     if ooms:
         text += "; " + _("OOM: %(names)s") % {"names": ", ".join(ooms)}
     dur = max(r["t"] for r in rows) - min(r["t"] for r in rows)
-    text += " " + _("(%(n)d samples in %(s)s s)") % {"n": len(rows), "s": _num(dur, 1)}
+    ticks = len({r["t"] for r in rows})  # one reading of everything per tick
+    text += " " + _("(%(n)d samples in %(s)s s)") % {"n": ticks, "s": _num(dur, 1)}
     return text
