@@ -27,7 +27,7 @@ import os
 import sys
 
 from common import (LABKIT_CLI, Scratch, cgroup_leftovers, have, machine, median_ms,
-                    run_quiet, spread, time_call, time_command)
+                    proc_cpu, run_quiet, spread, time_call, time_command)
 
 
 def podman_base(s: Scratch) -> list[str]:
@@ -64,6 +64,8 @@ def main() -> int:
     s = Scratch("lkbench-rt")
     results: dict[str, tuple[list[float] | None, str]] = {}
     labkit_ids: list[str] = []
+    cpu_ms: dict[str, float] = {}
+    epid = 0
     try:
         import labkit
 
@@ -83,15 +85,28 @@ def main() -> int:
                 labkit_ids.append(r.id)
 
             one()  # starts the engine and builds the image if needed
-            subjects.append(("labkit API  labkit.run('busybox', ['/bin/true'])",
-                             lambda k, w: time_call(one, k, w)))
+            epid = s.engine_pid()
+
+            def api(k: int, w: int):
+                c0 = proc_cpu(epid) + sum(os.times()[:2])
+                t = time_call(one, k, w)
+                return t, proc_cpu(epid) + sum(os.times()[:2]) - c0
+
+            subjects.append(("labkit API  labkit.run('busybox', ['/bin/true'])", api))
 
         def command(key: str, argv: list[str]) -> None:
             probe = run_quiet(argv, check=False)
             if probe.returncode != 0:
                 results[key] = (None, f"{key.split()[0]} refused: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
                 return
-            subjects.append((key, lambda k, w: time_command(argv, k, w, hyperfine=hf)))
+            def timed(k: int, w: int):
+                pid = s.engine_pid() if key.startswith("labkit") else 0
+                e0 = proc_cpu(pid) if pid else 0.0  # the engine's share (and its containers')
+                t, cpu = time_command(argv, k, w, hyperfine=hf)
+                e1 = proc_cpu(pid) if pid else 0.0
+                return t, cpu * k + (e1 - e0)
+
+            subjects.append((key, timed))
 
         if "cli" not in skip:
             command("labkit CLI  labkit run --rm busybox /bin/true",
@@ -130,6 +145,7 @@ def main() -> int:
                 results[key] = (None, "podman not installed (apt-get install -y podman)")
 
         times: dict[str, list[float]] = {k: [] for k, _ in subjects}
+        cpu: dict[str, float] = {k: 0.0 for k, _ in subjects}
         for key, fn in subjects:
             if a.warmup:
                 fn(a.warmup, 0) if not key.startswith("labkit API") else fn(0, a.warmup)
@@ -138,9 +154,12 @@ def main() -> int:
             k = a.runs // rounds + (1 if r < a.runs % rounds else 0)
             order = subjects[r % len(subjects):] + subjects[:r % len(subjects)]
             for key, fn in order:
-                times[key] += fn(k, 0)
+                t, c = fn(k, 0)
+                times[key] += t
+                cpu[key] += c
         for key, _fn in subjects:
             results[key] = (times[key], "")
+            cpu_ms[key] = cpu[key] / len(times[key]) * 1000
         results = {k: results[k] for k in ORDER_KEYS(results, subjects)}
     finally:
         problems = s.close()
@@ -149,15 +168,16 @@ def main() -> int:
 
     print()
     w = max(len(k) for k in results)
-    print(f"{'what':<{w}}  {'runs':>4}  {'median ms':>9}  {'min–max ms':>13}")
-    print(f"{'-' * w}  {'-' * 4}  {'-' * 9}  {'-' * 13}")
+    print(f"{'what':<{w}}  {'runs':>4}  {'median ms':>9}  {'min–max ms':>13}  {'CPU ms/run':>10}")
+    print(f"{'-' * w}  {'-' * 4}  {'-' * 9}  {'-' * 13}  {'-' * 10}")
     med: dict[str, float] = {}
     for k, (times, why) in results.items():
         if times is None:
             print(f"{k:<{w}}  {'-':>4}  {'skipped':>9}  {why}")
             continue
         med[k.split()[0] + (" " + k.split()[1] if k.startswith("labkit") else "")] = median_ms(times)
-        print(f"{k:<{w}}  {len(times):>4}  {median_ms(times):>9.1f}  {spread(times):>13}")
+        print(f"{k:<{w}}  {len(times):>4}  {median_ms(times):>9.1f}  {spread(times):>13}  "
+              f"{cpu_ms.get(k, 0):>10.1f}")
     print()
 
     def ratio(num: str, den: str, target: str, ok) -> None:
@@ -171,6 +191,8 @@ def main() -> int:
     if "crun" not in med and "runc" in med:
         ratio("labkit API", "runc", "<= 1 (runc; crun skipped)", lambda r: r <= 1)
     ratio("labkit CLI", "podman", "< 1/3", lambda r: r < 1 / 3)
+    print("CPU ms/run: user+sys of the command and the children it waits for (hyperfine), plus, for\n"
+          "labkit, the engine's and its containers'; podman's conmon/runc are not waited for: undercounted.")
     if problems:
         print("\nLEFTOVERS:", *problems, sep="\n  ")
         return 1

@@ -69,8 +69,11 @@ def run_quiet(argv: list[str], check: bool = True, **kw) -> subprocess.Completed
 
 
 def time_command(argv: list[str], runs: int, warmup: int, env: dict | None = None,
-                 hyperfine: bool = True) -> list[float]:
-    """Wall times (s) of ``argv``: hyperfine -N (JSON) when present, else our own loop."""
+                 hyperfine: bool = True) -> tuple[list[float], float]:
+    """Wall times (s) of ``argv`` and its mean CPU time (user+sys, s, waited children included).
+
+    hyperfine -N (JSON) when present, else our own loop (rusage of waited children).
+    """
     if hyperfine and have("hyperfine"):
         import shlex
 
@@ -79,18 +82,33 @@ def time_command(argv: list[str], runs: int, warmup: int, env: dict | None = Non
                        "--warmup", str(warmup), "--export-json", out.name,
                        shlex.join(argv)], env=env)
             data = json.load(open(out.name))
-        return list(data["results"][0]["times"])
+        res = data["results"][0]
+        return list(res["times"]), res["user"] + res["system"]
+    import resource
+
     times = []
+    cpu = 0.0
     for i in range(warmup + runs):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         rc = subprocess.call(argv, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if rc != 0:
             raise RuntimeError(f"{' '.join(argv)} exited {rc}")
         if i >= warmup:
             times.append(dt)
-    return times
+            cpu += (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return times, cpu / max(1, runs)
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its reaped children (utime+stime+cutime+cstime)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    fields = data[data.rindex(b")") + 2:].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def time_call(fn, runs: int, warmup: int) -> list[float]:
