@@ -247,18 +247,15 @@ class RegistryClient:
                 self.requests += 1
                 return conn.getresponse(), conn
             url = path
-        for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = self._connection()
-            try:
-                self._conn.request(method, url, body=body, headers=headers)
-                self.requests += 1
-                return self._conn.getresponse(), self._conn
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.close()
-                if attempt or (body is not None and not isinstance(body, (bytes, bytearray))):
-                    raise
-        raise AssertionError("unreachable")
+        if self._conn is None:
+            self._conn = self._connection()
+        try:
+            self._conn.request(method, url, body=body, headers=headers)
+            self.requests += 1
+            return self._conn.getresponse(), self._conn
+        except (http.client.HTTPException, OSError):
+            self.close()
+            raise
 
     def _auth_header(self) -> dict[str, str]:
         if self._token:
@@ -280,7 +277,7 @@ class RegistryClient:
             raise RegistryError(_("registry %(host)s asks for an unknown authentication: %(value)s")
                                 % {"host": self.host, "value": challenge})
         query = {"service": params.get("service", "")}
-        want_scope = params.get("scope") or scope
+        want_scope = scope or params.get("scope")  # ours asks for push too, so one token serves a push
         if want_scope:
             query["scope"] = want_scope
         url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
@@ -327,13 +324,23 @@ class RegistryClient:
                 hdrs.update(self._auth_header())
             payload = body() if callable(body) else body
             try:
-                resp, conn = self._raw(method, url, hdrs, payload, stream)
+                try:
+                    resp, conn = self._raw(method, url, hdrs, payload, stream)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    # the server closed an idle kept-alive connection: once more, on a new one
+                    if hasattr(payload, "close"):
+                        payload.close()
+                    payload = body() if callable(body) else body
+                    resp, conn = self._raw(method, url, hdrs, payload, stream)
             except ssl.SSLError as exc:
                 raise RegistryError(_("TLS error talking to %(host)s: %(err)s (use --ca-file or --tls-verify=false)")
                                     % {"host": self.host, "err": exc}) from exc
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 raise RegistryError(_("cannot reach the registry %(host)s: %(err)s")
                                     % {"host": self.host, "err": exc}) from exc
+            finally:
+                if hasattr(payload, "close"):
+                    payload.close()
             if resp.status == 401 and not tried_auth:
                 resp.read()
                 challenge = resp.getheader("WWW-Authenticate", "")

@@ -391,7 +391,7 @@ def test_bearer_token_auth(tmp_path, small_image, monkeypatch):
             reg.push(small_image.ref, dest, username="ana", password="errada")
         stats = reg.push(small_image.ref, dest, username="ana", password="s3cr3t")
         assert stats["pushed"] == 3
-        assert any(s == "repository:tok/lab:pull,push" for s in tokens.issued), tokens.issued
+        assert any("push" in s and s.startswith("repository:tok/lab:") for s in tokens.issued), tokens.issued
         assert reg.pull(dest, username="ana", password="s3cr3t").digest == small_image.digest
         if SKOPEO:
             out = _skopeo("inspect", "--tls-verify=false", "--creds", "ana:s3cr3t", f"docker://{dest}")
