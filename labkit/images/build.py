@@ -230,7 +230,10 @@ class Builder:
         self.layers_written = 0
         self.temp_images: list[dict] = []  # untagged manifests made for RUN steps
         self.used_args: set[str] = set()
-        self._tmp = Path(tempfile.mkdtemp(prefix="labkit-build-"))
+        # on the store's filesystem: a RUN's upper dir is renamed into layers/, never copied
+        tmp_root = self.store.home / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix="build-", dir=tmp_root))
 
     # ---- helpers
     def say(self, text: str) -> None:
@@ -944,8 +947,15 @@ class Builder:
         elif self.network == "host" and not getattr(self, "_warned_network", False):
             self._warned_network = True
             self.say(_("[Warning] --network host is not supported by the runtime yet: RUN has no network"))
-        result = api.run(image_ref, argv, **run_kwargs)
+        name = f"labkit-build-{os.urandom(6).hex()}"
         container = None
+        try:
+            result = api.run(image_ref, argv, name=name, **run_kwargs)
+        except BaseException:
+            # interrupted (Ctrl-C) or failed to start: the build container must not stay behind
+            with contextlib.suppress(Exception):
+                api.get(name).remove(force=True)
+            raise
         try:
             if result.stdout:
                 self._show_output(result.stdout)
