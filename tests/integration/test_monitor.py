@@ -78,6 +78,10 @@ def test_two_containers_and_the_host(cgroups):
     b, _ = cgroups(code="import time\nx = bytearray(40 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\n"
                         "time.sleep(3600)", memory=128 * MiB, pids_limit=30)
     la, lb = (c.name.rsplit("/", 1)[-1] for c in (a, b))
+    deadline = time.monotonic() + 60  # b has touched its 40 MiB and sleeps (slow under TCG)
+    while m.memory_bytes(b.stats()) < 40 * MiB and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
     with m.Monitor([a, b], rate=8) as mon:
         time.sleep(2.5)
     rows = mon.rows()
