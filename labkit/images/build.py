@@ -143,6 +143,17 @@ class State:
         return list(self.config.get("rootfs", {}).get("diff_ids", []))
 
 
+def _duration_ns(instr: Instruction, text: str) -> int:
+    """Go-style durations as Docker takes them: ``30s``, ``1m30s``, ``500ms``."""
+    import re
+
+    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise instr.error(_("invalid duration: %(v)s (use e.g. 30s, 1m30s)") % {"v": text})
+    return int(sum(float(n) * units[u] for n, u in parts))
+
+
 def _clamp_mtimes(top: Path, when: int) -> None:
     for root, dnames, fnames in os.walk(top):
         for n in dnames + fnames:
@@ -520,16 +531,27 @@ class Builder:
         self._config_step(state, instr, f"STOPSIGNAL {sig}", apply)
 
     def _i_healthcheck(self, state: State, instr: Instruction) -> None:
+        args = instr.args.strip()
+        if args.upper() == "NONE":
+            check: dict = {"Test": ["NONE"]}
+        else:
+            word, _sep, rest = args.partition(" ")
+            if word.upper() != "CMD" or not rest.strip():
+                raise instr.error(_("expected HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE"))
+            sub = Instruction(cmd="CMD", value=rest, line=instr.line, text=instr.text, args=rest.strip())
+            form = sub.json_list()
+            check = {"Test": ["CMD", *form] if form is not None else ["CMD-SHELL", rest.strip()]}
+            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
+                              ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):
+                if flag in instr.flags:
+                    check[key] = _duration_ns(instr, instr.flags[flag])
+            if "retries" in instr.flags:
+                if not instr.flags["retries"].isdigit():
+                    raise instr.error(_("invalid --retries: %(v)s") % {"v": instr.flags["retries"]})
+                check["Retries"] = int(instr.flags["retries"])
+
         def apply() -> None:
-            args = instr.args.strip()
-            if args.upper() == "NONE":
-                state.cfg["Healthcheck"] = {"Test": ["NONE"]}
-            else:
-                _opts, _sep, rest = args.partition("CMD")
-                test = json.loads(rest) if rest.strip().startswith("[") else ["CMD-SHELL", rest.strip()]
-                if test and test[0] not in ("CMD", "CMD-SHELL"):
-                    test = ["CMD", *test]
-                state.cfg["Healthcheck"] = {"Test": test}
+            state.cfg["Healthcheck"] = check
         self._config_step(state, instr, instr.text, apply)
 
     def _i_onbuild(self, state: State, instr: Instruction) -> None:

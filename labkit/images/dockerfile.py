@@ -28,7 +28,8 @@ EXPANDS = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER"
            "VOLUME", "WORKDIR", "ONBUILD", "ARG"}
 FLAGS = {"FROM": {"platform"}, "COPY": {"from", "chown", "chmod", "link"},
          "ADD": {"chown", "chmod", "link", "keep-git-dir", "checksum"},
-         "RUN": {"network", "mount", "security"}}
+         "RUN": {"network", "mount", "security"},
+         "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"}}
 
 
 class DockerfileError(LabkitError):

@@ -279,3 +279,18 @@ def test_entrypoint_drops_inherited_cmd(tmp_path, home):
     img = build(ctx, "ep:3", dockerfile='FROM busybox\nSHELL ["/bin/ash", "-c"]\nCMD echo hi\n', home=home,
                 quiet=True)
     assert img.config["config"]["Cmd"] == ["/bin/ash", "-c", "echo hi"]
+
+
+def test_healthcheck_and_stopsignal(tmp_path, home):
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    img = build(ctx, "hc:1", home=home, quiet=True, dockerfile=(
+        'FROM busybox\nHEALTHCHECK --interval=1m30s --retries=3 CMD wget -q -O- http://localhost/ || exit 1\n'
+        'STOPSIGNAL SIGTERM\n'))
+    hc = img.config["config"]["Healthcheck"]
+    assert hc["Test"] == ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"]
+    assert hc["Interval"] == 90 * 10**9 and hc["Retries"] == 3
+    assert img.config["config"]["StopSignal"] == "SIGTERM"
+    with pytest.raises(LabkitError) as exc:
+        build(ctx, "hc:2", home=home, quiet=True, dockerfile="FROM busybox\nHEALTHCHECK --interval=xx CMD true\n")
+    assert "linha 2" in str(exc.value) or "line 2" in str(exc.value)
