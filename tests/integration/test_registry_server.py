@@ -403,3 +403,33 @@ def test_bearer_token_auth(tmp_path, small_image, monkeypatch):
     finally:
         server.stop()
         tokens.stop()
+
+
+@pytest.mark.skipif(not (SKOPEO and PODMAN), reason="needs skopeo and podman")
+def test_whiteouts_survive_podman(registry, tmp_path, podman_dir):
+    """A RUN that deletes a file and replaces a directory: podman sees the same filesystem as labkit."""
+    import labkit
+    from labkit.images import registry as reg
+    from labkit.images.build import build
+    from labkit.images.store import Store
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nRUN mkdir -p /opt/app && echo old > /opt/app/old\n"
+        "RUN rm /etc/group && rm -rf /opt/app && mkdir /opt/app && echo new > /opt/app/new\n"
+        'CMD ["sh", "-c", "ls /opt/app; test -e /etc/group || echo sem-group"]\n')
+    img = build(ctx, "itest/wh:1", quiet=True)
+    try:
+        expected = labkit.run(img.ref).stdout
+        assert expected.split() == ["new", "sem-group"]
+        dest = f"{registry.host}/wh/img:1"
+        reg.push(img.ref, dest)
+        r = _podman(podman_dir, "pull", "-q", "--tls-verify=false", dest)
+        assert r.returncode == 0, r.stderr
+        r = _podman(podman_dir, "run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
+                    "--ulimit", "nproc=4096:4096", dest)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == expected
+    finally:
+        Store().remove("itest/wh:1")
