@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 def _build_flags(p) -> None:
     p.add_argument("-t", "--tag", metavar="NAME[:TAG]", help=_("name and optionally a tag for the image"))
-    p.add_argument("-f", "--file", metavar=_("FILE"), help=_("name of the Dockerfile (default: CONTEXT/Dockerfile)"))
+    p.add_argument("-f", "--file", metavar=_("FILE"), help=_("name of the Dockerfile (default: CONTEXT/Dockerfile; - reads it from STDIN)"))
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V", help=_("set a build-time variable"))
     p.add_argument("--no-cache", action="store_true", help=_("do not use the cache when building the image"))
     p.add_argument("--network", default="none", choices=["none", "host"],
@@ -82,7 +82,12 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def cmd_build(args) -> int:
     from ..images.build import build_result
 
-    res = build_result(args.context, args.tag, dockerfile=args.file,
+    dockerfile = args.file
+    if dockerfile == "-":  # the Dockerfile on standard input, as `docker build -f -`
+        dockerfile = sys.stdin.read()
+        if "\n" not in dockerfile:
+            dockerfile += "\n"
+    res = build_result(args.context, args.tag, dockerfile=dockerfile,
                        build_args=_pairs(args.build_arg, "--build-arg"), no_cache=args.no_cache,
                        network=args.network, target=args.target, quiet=args.quiet,
                        labels=_pairs(args.label, "--label"))
