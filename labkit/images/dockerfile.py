@@ -287,11 +287,8 @@ def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
                 raise instr.error(_("the first instruction must be FROM (or ARG before FROM)"))
             global_args.append(instr)
             continue
-        if cmd in ("ONBUILD", "HEALTHCHECK", "STOPSIGNAL", "MAINTAINER", "SHELL", "VOLUME",
-                   "EXPOSE", "USER", "WORKDIR", "CMD", "ENTRYPOINT") and not instr.args.strip() \
-                and cmd not in ("CMD", "ENTRYPOINT"):
-            raise instr.error(_("needs at least one argument"))
-        if cmd in ("RUN", "COPY", "ADD", "ENV", "LABEL", "ARG") and not instr.args.strip():
+        # only CMD and ENTRYPOINT may be empty (they then clear the value)
+        if cmd not in ("CMD", "ENTRYPOINT") and not instr.args.strip():
             raise instr.error(_("needs at least one argument"))
         stages[-1].instructions.append(instr)
     if not stages:
