@@ -20,7 +20,8 @@ def test_protocol_carries_json_and_fds(tmp_path):
     fd = os.open(path, os.O_RDONLY)
     protocol.send(a, {"op": "x", "texto": "ção"}, [fd])
     msg, fds = protocol.recv(b)
-    assert msg == {"op": "x", "texto": "ção"}
+    assert msg["op"] == "x" and msg["texto"] == "ção"
+    assert msg["lang"] in ("pt_BR", "en")  # requests carry the client's language
     assert len(fds) == 1 and os.read(fds[0], 10).decode() == "olá"
     # a second message without fds on the same connection
     protocol.send(a, {"n": 2})
@@ -54,9 +55,11 @@ def test_open_in_root_never_leaves_the_root(tmp_path):
     (root / "conf").symlink_to("/etc")             # absolute, but meant inside the image
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        # data -> <host dir>: inside the root that path does not exist; refused, nothing made outside
-        with pytest.raises(OSError):
-            open_in_root(root_fd, "/data/sub", create="dir")
+        # data -> <host dir>: the link is followed *inside* the root (as Docker's securejoin does)
+        fd = open_in_root(root_fd, "/data/sub", create="dir")
+        made = os.readlink(f"/proc/self/fd/{fd}")
+        os.close(fd)
+        assert made == str(root) + str(outside) + "/sub", made
         assert not (outside / "sub").exists()
         fd = open_in_root(root_fd, "/conf/sub", create="dir")
         assert os.readlink(f"/proc/self/fd/{fd}") == str(root / "etc" / "sub")
