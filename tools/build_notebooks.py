@@ -119,7 +119,7 @@ def build(src: Path, execute: bool = True) -> tuple[Path, float]:
     if execute:
         from nbclient import NotebookClient
 
-        client = NotebookClient(nb, timeout=300, kernel_name="python3",
+        client = NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=False,
                                 resources={"metadata": {"path": str(OUT)}})
         start = time.monotonic()
         client.execute()
