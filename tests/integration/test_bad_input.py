@@ -64,6 +64,10 @@ CASES = [
      "a origem do volume não existe: /nao/existe/origem", "volume source does not exist: /nao/existe/origem"),
     (["run", "--rm", "-v", "/tmp:relativo", "busybox", "true"], 125,
      "o destino do volume precisa ser um caminho absoluto", "volume target must be an absolute path"),
+    (["run", "--rm", "-v", "/tmp:/", "busybox", "true"], 125,  # Docker: destination can't be '/'
+     "volume inválido: /tmp:/", "invalid volume specification: /tmp:/"),
+    (["run", "--rm", "-v", "/tmp:/..", "busybox", "true"], 125,
+     "volume inválido: /tmp:/..", "invalid volume specification: /tmp:/.."),
     (["run", "--rm", "--cpus", "abc", "busybox", "true"], 125, "abc", "abc"),
     (["run", "--rm", "busybox", "/etc/passwd"], 126, "permissão negada: /etc/passwd",
      "permission denied: /etc/passwd"),
@@ -177,6 +181,7 @@ def test_rm_partial_failure_removes_the_rest_and_fails():
     ({"memory": "12zz"}, LabkitError, 125, "12zz"),
     ({"volumes": ["/nao/existe:/x"]}, LabkitError, 125, "/nao/existe"),
     ({"volumes": ["a:b:c:d"]}, LabkitError, 125, "a:b:c:d"),
+    ({"volumes": ["/tmp:/"]}, LabkitError, 125, "/tmp:/"),
     ({"pids_limit": "muitos"}, ValueError, None, "muitos"),
 ])
 def test_bad_input_api(kwargs, exc, code, text, unchanged):
@@ -216,3 +221,13 @@ def test_exec_or_update_on_an_exited_container_is_a_conflict():
         ctr.stop(timeout=1)  # stopping a stopped container is fine, as in Docker
     finally:
         ctr.remove()
+
+
+def test_engine_refuses_a_volume_over_the_root_even_from_a_raw_request(tmp_path: Path, unchanged):
+    """The engine checks too: a client that skips labkit.api cannot replace the container's /."""
+    from labkit.engine import client
+
+    with pytest.raises(LabkitError) as info:
+        client.request({"op": "run", "config": {"image": "busybox", "cmd": ["true"], "detach": True,
+                                                "volumes": [[str(tmp_path), "/", False]]}})
+    assert info.value.exit_code == 125 and f"{tmp_path}:/" in str(info.value)
