@@ -231,3 +231,16 @@ def test_engine_refuses_a_volume_over_the_root_even_from_a_raw_request(tmp_path:
         client.request({"op": "run", "config": {"image": "busybox", "cmd": ["true"], "detach": True,
                                                 "volumes": [[str(tmp_path), "/", False]]}})
     assert info.value.exit_code == 125 and f"{tmp_path}:/" in str(info.value)
+
+
+def test_non_root_user_gets_a_clear_message(labkit_home, unchanged):
+    """The engine's socket is root-only: a student without sudo gets told why, not a traceback."""
+    labkit.containers()  # the engine runs
+    for extra in ([], ["--", "env", "-u", "LABKIT_HOME", "HOME=/tmp"]):
+        argv = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
+        argv += (extra[1:] if extra else []) + [LABKIT, "ps"]
+        r = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LABKIT_LANG": "pt_BR"})
+        print(r.returncode, r.stderr.strip())
+        assert r.returncode == 125
+        assert "o labkit precisa de root" in r.stderr
+        assert "Traceback" not in r.stderr

@@ -230,3 +230,41 @@ def test_engine_socket_is_root_only():
     mode = os.stat(sock).st_mode & 0o777
     print(f"{sock}: {oct(mode)}")
     assert mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("payload", [
+    b"",                                    # connect and hang up
+    b"\x00\x00\x00\x05{bad}",                # not JSON
+    b"\x00\x00\x00\x02[]",                   # JSON, not an object
+    b"\x00\x00\x00\x0f{\"op\":\"nada\"}  ",  # unknown request
+    b"\x00\x00\x00\x0c{\"op\":\"run\"}",     # a request without its fields
+    b"\x7f\xff\xff\xff",                     # a huge length, then nothing
+])
+def test_engine_survives_garbage_on_its_socket(payload):
+    import socket
+
+    pid = client.request({"op": "ping"})["pid"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.connect(str(paths.engine_socket()))
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    try:
+        reply = s.recv(65536)
+    except (ConnectionError, TimeoutError):
+        reply = b""
+    s.close()
+    print(payload[:20], "->", reply[:200])
+    assert client.request({"op": "ping"})["pid"] == pid  # the same engine still answers
+    assert labkit.run("busybox", "true").exit_code == 0
+
+
+def test_detached_oom_kill_is_recorded():
+    ctr = labkit.run("busybox", ["sh", "-c", 'x=$(head -c 100m /dev/zero | tr "\\0" a); echo ${#x}'],
+                     detach=True, memory="32m")
+    try:
+        assert ctr.wait(timeout=60) == 137
+        assert ctr.oom_killed is True
+        assert ctr.inspect()["State"]["OOMKilled"] is True
+    finally:
+        ctr.remove(force=True)

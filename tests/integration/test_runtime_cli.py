@@ -195,3 +195,16 @@ def test_help_is_in_portuguese_and_english():
     assert pt.returncode == 0 and "uso:" in pt.stdout
     en = cli("run", "--help", lang="en")
     assert en.returncode == 0 and "usage:" in en.stdout
+
+
+@pytest.mark.skipif(not Path("/usr/bin/script").exists(), reason="needs script(1) for a terminal")
+def test_run_with_a_terminal():
+    e = dict(os.environ, LABKIT_LANG="pt_BR")
+    r = subprocess.run(["script", "-qec", f"{LABKIT} run -t --rm busybox sh -c 'tty; ls /dev/pts; exit 4'",
+                        "/dev/null"], capture_output=True, text=True, env=e, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    out = r.stdout.replace("\r", "").split()
+    print(r.returncode, out)
+    assert r.returncode == 4
+    assert out[0] == "/dev/pts/0"  # the container's own devpts instance: numbering starts again
+    assert set(out[1:]) == {"0", "ptmx"}
