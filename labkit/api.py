@@ -58,6 +58,12 @@ def _argv(cmd: str | Iterable[str] | None) -> list[str] | None:
     return [str(c) for c in cmd]
 
 
+def _client_env(env: Iterable[str] | None) -> list[str]:
+    """``NAME`` alone takes its value from the caller's environment, as ``docker run -e NAME``
+    (left out when unset there); the engine's own environment never reaches a container."""
+    return [e if "=" in e else f"{e}={os.environ[e]}" for e in env or [] if "=" in e or e in os.environ]
+
+
 def parse_volume(spec: str | tuple | list) -> list:
     """``"SRC:DST[:ro|rw]"`` → [absolute SRC, DST, readonly]."""
     if isinstance(spec, (tuple, list)):
@@ -73,6 +79,8 @@ def parse_volume(spec: str | tuple | list) -> list:
                           % {"spec": spec})
     if not dst.startswith("/"):
         raise LabkitError(_("volume target must be an absolute path: %(path)s") % {"path": dst})
+    if os.path.normpath(dst) in ("/", "//"):  # Docker: "destination can't be '/'"
+        raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])") % {"spec": spec})
     src = os.path.abspath(os.path.expanduser(src))
     if not os.path.exists(src):
         raise LabkitError(_("volume source does not exist: %(path)s") % {"path": src}, exit_code=125)
@@ -120,21 +128,25 @@ def _limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memory_sw
     return limits
 
 
-def _collect(sock, stdin: bytes | None, out_r: int, err_r: int, stdin_w: int | None,
-             timeout: float | None) -> tuple[dict, dict, bytes, bytes]:
-    """Read the start reply, both pipes and the exit reply, feeding stdin meanwhile."""
+def _collect(sock, stdin: bytes | None, readers: dict, stdin_w: int | None,
+             timeout: float | None, echo: dict) -> tuple[dict, dict, dict]:
+    """Read the start reply, the output pipes and the exit reply, feeding stdin meanwhile.
+
+    ``readers`` maps a name ("out", "err") to a pipe's read end; ``echo`` maps
+    a name to a text stream that gets each chunk as it arrives (live output).
+    """
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, "sock")
-    sel.register(out_r, selectors.EVENT_READ, "out")
-    sel.register(err_r, selectors.EVENT_READ, "err")
+    for what, fd in readers.items():
+        sel.register(fd, selectors.EVENT_READ, what)
     pending = memoryview(stdin or b"")
     if stdin_w is not None:
         os.set_blocking(stdin_w, False)
         sel.register(stdin_w, selectors.EVENT_WRITE, "in")
-    chunks = {"out": [], "err": []}
+    chunks: dict[str, list[bytes]] = {what: [] for what in readers}
     replies: list[dict] = []
     deadline = None if timeout is None else time.monotonic() + timeout
-    open_pipes = 2
+    open_pipes = len(readers)
     try:
         while open_pipes or len(replies) < 2:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -168,6 +180,8 @@ def _collect(sock, stdin: bytes | None, out_r: int, err_r: int, stdin_w: int | N
                     data = os.read(key.fd, 65536)
                     if data:
                         chunks[what].append(data)
+                        if what in echo:
+                            echo[what].write(data.decode(errors="replace"))
                     else:
                         sel.unregister(key.fd)
                         open_pipes -= 1
@@ -175,37 +189,74 @@ def _collect(sock, stdin: bytes | None, out_r: int, err_r: int, stdin_w: int | N
         sel.close()
         if stdin_w is not None:
             os.close(stdin_w)
-    return replies[0], replies[1], b"".join(chunks["out"]), b"".join(chunks["err"])
+    return replies[0], replies[1], {what: b"".join(c) for what, c in chunks.items()}
+
+
+def _fileno(stream: Any) -> int | None:
+    if isinstance(stream, int):
+        return stream
+    try:
+        stream.flush()
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None  # e.g. Jupyter's sys.stdout has no descriptor: copy chunks to it instead
 
 
 def _attached(message: dict, stdin: bytes | str | None, timeout: float | None,
-              home: Path | None) -> tuple[dict, dict, str, str]:
+              home: Path | None, stdout: Any = None, stderr: Any = None) -> tuple[dict, dict, str, str]:
+    """Run an attached request; ``stdout``/``stderr`` streams get the output live.
+
+    A stream with a file descriptor (a terminal, a file) is handed to the
+    container itself; one without (a notebook's ``sys.stdout``) gets each
+    chunk written to it as it arrives. Without streams, output is captured.
+    """
     if isinstance(stdin, str):
         stdin = stdin.encode()
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    readers: dict[str, int] = {}
+    echo: dict[str, Any] = {}
+    send: list[int] = []
+    owned: list[int] = []
     stdin_w = None
     if stdin is None:
         in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     else:
         in_r, stdin_w = os.pipe2(os.O_CLOEXEC)
-    sock = client.connect(home)
+    send.append(in_r)
+    owned.append(in_r)
+    for what, stream in (("out", stdout), ("err", stderr)):
+        fd = None if stream is None else _fileno(stream)
+        if fd is not None:
+            send.append(fd)
+            continue
+        r, w = os.pipe2(os.O_CLOEXEC)
+        readers[what] = r
+        send.append(w)
+        owned.append(w)
+        if stream is not None:
+            echo[what] = stream
+    try:
+        sock = client.connect(home)
+    except BaseException:
+        for fd in owned + list(readers.values()):
+            os.close(fd)
+        raise
     try:
         try:
-            protocol.send(sock, message, [in_r, out_w, err_w])
+            protocol.send(sock, message, send)
         finally:
-            for fd in (in_r, out_w, err_w):
+            for fd in owned:
                 os.close(fd)
         try:
-            start, end, out, err = _collect(sock, stdin, out_r, err_r, stdin_w, timeout)
+            start, end, out = _collect(sock, stdin, readers, stdin_w, timeout, echo)
         except TimeoutError:
             raise LabkitError(_("timed out after %(s)s s; the container was killed") % {"s": timeout},
                               exit_code=124) from None
     finally:
         sock.close()  # if we leave early, the engine kills the attached container
-        os.close(out_r)
-        os.close(err_r)
-    return start, end, out.decode(errors="replace"), err.decode(errors="replace")
+        for fd in readers.values():
+            os.close(fd)
+    return (start, end, out.get("out", b"").decode(errors="replace"),
+            out.get("err", b"").decode(errors="replace"))
 
 
 def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None = None,
@@ -214,28 +265,32 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         entrypoint: str | Iterable[str] | None = None, memory: Any = None, cpus: Any = None,
         cpu_shares: int | None = None, cpuset_cpus: str | None = None, memory_swap: Any = None,
         pids_limit: Any = "default", detach: bool = False, remove: bool | None = None,
-        stdin: bytes | str | None = None, timeout: float | None = None,
-        home: Path | None = None) -> "Result | Container":
+        stdin: bytes | str | None = None, timeout: float | None = None, network: str = "none",
+        stdout: Any = None, stderr: Any = None, home: Path | None = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
     exit code and the output; the container is removed afterwards unless
     ``remove=False``. With ``detach=True`` it returns a running
     :class:`Container` at once (kept after exit unless ``remove=True``).
+    ``network`` is ``"none"`` (its own network namespace with only ``lo``)
+    or ``"host"``. ``stdout``/``stderr`` (streams or fds) show the output
+    live instead of capturing it.
     """
     if isinstance(env, dict):
         env = [f"{k}={v}" for k, v in env.items()]
     config = {
         "image": image, "cmd": _argv(cmd), "entrypoint": _argv(entrypoint), "name": name,
-        "env": list(env or []), "workdir": workdir, "hostname": hostname, "user": user,
+        "env": _client_env(env), "workdir": workdir, "hostname": hostname, "user": user,
         "volumes": _volumes(volumes),
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
         "detach": detach, "remove": (not detach) if remove is None else remove,
+        "network": network,
     }
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)
         return Container(reply["id"], home=home)
-    start, end, out, err = _attached({"op": "run", "config": config}, stdin, timeout, home)
+    start, end, out, err = _attached({"op": "run", "config": config}, stdin, timeout, home, stdout, stderr)
     return Result(end["exit_code"], out, err, start.get("id", ""), start.get("name", ""),
                   bool(end.get("oom_killed")))
 
@@ -371,7 +426,7 @@ class Container:
         """Run another process inside this container (as ``docker exec``)."""
         if isinstance(env, dict):
             env = [f"{k}={v}" for k, v in env.items()]
-        message = {"op": "exec", "ref": self.id, "cmd": _argv(cmd), "env": list(env or []),
+        message = {"op": "exec", "ref": self.id, "cmd": _argv(cmd), "env": _client_env(env),
                    "workdir": workdir, "user": user}
         _start, end, out, err = _attached(message, stdin, timeout, self.home)
         return Result(end["exit_code"], out, err, self.id, self.attrs["Name"])

@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
                    help=_("bind mount a host path into the container"))
     p.add_argument("--entrypoint", help=_("overwrite the default ENTRYPOINT of the image"))
+    p.add_argument("--network", default="none", choices=["none", "host"],
+                   help=_("network: none (its own namespace, only lo; default) or host"))
     p.add_argument("-m", "--memory", help=_("memory limit (e.g. 64m)"))
     p.add_argument("--memory-swap", help=_("memory plus swap limit; -1 for unlimited swap"))
     p.add_argument("--cpus", help=_("number of CPUs (e.g. 0.5 = half a core)"))
@@ -192,17 +194,18 @@ def _attach_tty(message: dict, args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ..api import _limits, _volumes
+    from ..api import _client_env, _limits, _volumes
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
         "image": args.image, "cmd": args.cmd or None,
         "entrypoint": [args.entrypoint] if args.entrypoint else None,
-        "name": args.name, "env": args.env, "workdir": args.workdir, "hostname": args.hostname,
+        "name": args.name, "env": _client_env(args.env), "workdir": args.workdir, "hostname": args.hostname,
         "user": args.user, "volumes": _volumes(args.volume),
         "limits": _limits(args.memory, args.cpus, args.cpu_shares, args.cpuset_cpus,
                           args.memory_swap, pids),
         "detach": args.detach, "remove": args.rm, "interactive": args.interactive, "tty": args.tty,
+        "network": args.network,
     }
     if args.detach:
         from ..engine import client
@@ -218,7 +221,9 @@ def cmd_exec(args) -> int:
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
-    message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": args.env,
+    from ..api import _client_env
+
+    message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": _client_env(args.env),
                "workdir": args.workdir, "user": args.user, "tty": args.tty}
     return _attach(message, args)
 

@@ -43,6 +43,9 @@ def connect(home: Path | None = None, autostart: bool = True) -> socket.socket:
     sock_path = paths.engine_socket(home)
     try:
         return _connect(sock_path)
+    except PermissionError:  # the socket is root-only
+        raise LabkitError(_("labkit needs root to create namespaces, mounts and cgroups "
+                            "(run with sudo, or see labkit doctor)")) from None
     except (FileNotFoundError, ConnectionRefusedError):
         if not autostart:
             raise

@@ -15,6 +15,10 @@ _HEADER = struct.Struct("!I")
 
 
 def send(sock: socket.socket, message: dict, fds: list[int] | tuple[int, ...] = ()) -> None:
+    if "op" in message and "lang" not in message:  # a request: the engine answers in our language
+        from ..i18n import language
+
+        message = {**message, "lang": language()}
     body = json.dumps(message, separators=(",", ":")).encode()
     data = _HEADER.pack(len(body)) + body
     if fds:

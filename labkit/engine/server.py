@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .. import paths
+from .. import i18n, paths
 from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from . import protocol, spawn
@@ -184,6 +184,9 @@ class Engine:
         except (ConnectionError, OSError, ValueError):
             self._drop(conn)
             return
+        if isinstance(msg, dict) and msg.get("lang") in ("en", "pt_BR") and msg["lang"] != i18n.language():
+            os.environ["LABKIT_LANG"] = msg["lang"]  # messages in the client's language
+            i18n.reset()
         try:
             handler = getattr(self, "op_" + str(msg.get("op")), None)
             if handler is None:
@@ -304,6 +307,9 @@ class Engine:
                 raise NotFound(_("volume source does not exist: %(path)s") % {"path": source})
             if not target.startswith("/"):
                 raise LabkitError(_("volume target must be an absolute path: %(path)s") % {"path": target})
+            if os.path.normpath(target) in ("/", "//"):  # it would replace the container's root
+                raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])")
+                                  % {"spec": f"{source}:{target}"})
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -342,7 +348,8 @@ class Engine:
             "Config": {"Hostname": hostname, "Env": [f"{k}={v}" for k, v in env.items()],
                        "Cmd": argv, "WorkingDir": workdir, "User": user, "Tty": bool(cfg.get("tty")),
                        "OpenStdin": bool(cfg.get("interactive")), "Image": cfg["image"]},
-            "HostConfig": {"AutoRemove": bool(cfg.get("remove")), "Binds": [
+            "HostConfig": {"AutoRemove": bool(cfg.get("remove")), "NetworkMode": cfg.get("network") or "none",
+                           "Binds": [
                 f"{s}:{t}{':ro' if ro else ''}" for s, t, ro in cfg.get("volumes", ())],
                 "Limits": limits.as_dict()},
             "GraphDriver": {"Name": "overlay", "Data": {
@@ -372,7 +379,11 @@ class Engine:
             if len(fds) != 3:
                 raise LabkitError("run: expected 3 file descriptors")
             stdio = list(fds)
+        network = cfg.get("network") or "none"
+        if network not in ("none", "host"):
+            raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
         spec = {
+            "share": ["net"] if network == "host" else [],
             "rootfs": {"lowerdirs": lowers, "upperdir": str(cdir / "upper"),
                        "workdir": str(cdir / "work"), "rootfs": str(cdir / "rootfs"),
                        "volumes": cfg.get("volumes", [])},

@@ -224,7 +224,8 @@ def _launch(prepare, run_b) -> tuple[int, dict | None]:
 
 def start(spec: dict, cgroup) -> tuple[int, dict | None]:
     """Start a container's PID 1. ``spec``: rootfs (see rootfs.build), hostname, process."""
-    flags = namespaces.flags_for(namespaces.CONTAINER_NAMESPACES)
+    names = [n for n in namespaces.CONTAINER_NAMESPACES if n not in spec.get("share", ())]
+    flags = namespaces.flags_for(names)
 
     def prepare() -> None:
         cgroup.attach(os.getpid())  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root

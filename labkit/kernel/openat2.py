@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import posixpath
 import stat
 
 from .libc import SYS, check, libc
@@ -33,7 +34,8 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     )
 
 
-def open_in_root(root_fd: int, path: str, create: str | None = None, symlinks: bool = True) -> int:
+def open_in_root(root_fd: int, path: str, create: str | None = None, symlinks: bool = True,
+                 _depth: int = 0) -> int:
     """Open ``path`` under ``root_fd`` as an ``O_PATH`` fd, never leaving the root.
 
     ``create`` is ``"dir"`` or ``"file"``: missing components are made
@@ -53,7 +55,7 @@ def open_in_root(root_fd: int, path: str, create: str | None = None, symlinks: b
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
             try:
-                nxt = openat2(current, name, O_PATH, resolve)
+                nxt = openat2(root_fd, "/".join(parts[: i + 1]), O_PATH, resolve)
             except FileNotFoundError:
                 parent = openat2(root_fd, "/".join(parts[:i]) or ".", os.O_RDONLY | os.O_DIRECTORY, resolve)
                 try:
@@ -63,7 +65,12 @@ def open_in_root(root_fd: int, path: str, create: str | None = None, symlinks: b
                         try:
                             os.mkdir(name, 0o755, dir_fd=parent)
                         except FileExistsError:
-                            pass
+                            # a dangling symlink (data -> /missing): create its target, in the root
+                            if not symlinks or _depth >= 40:
+                                raise
+                            link = os.readlink(name, dir_fd=parent)
+                            inner = posixpath.normpath("/" + "/".join(parts[:i]) + "/" + link)
+                            os.close(open_in_root(root_fd, inner, "dir", symlinks, _depth + 1))
                 finally:
                     os.close(parent)
                 nxt = openat2(root_fd, "/".join(parts[: i + 1]), O_PATH, resolve)
