@@ -5,7 +5,8 @@
 kernel files (``/proc/self/mountinfo``, ``/proc/filesystems``, ``/proc/sys/user/...``) or looks
 for a program, so the notebook "comece aqui" can show the same files by hand.
 
-The essentials (without them no container runs): root, OverlayFS, namespaces, a static busybox.
+The essentials (without them no container runs): root, ``/`` being a mount point (not a chroot),
+OverlayFS, namespaces, a static busybox.
 """
 from __future__ import annotations
 
@@ -110,6 +111,16 @@ def parse_mountinfo(text: str) -> CgroupMounts:
                     if _prefer(mounts.named.get(opt), mountpoint):
                         mounts.named[opt] = mountpoint
     return mounts
+
+
+def root_is_mount_point(text: str) -> bool:
+    """True when some line of ``/proc/self/mountinfo`` mounts ``/`` itself. Inside a plain chroot
+    no line does, and then neither pivot_root nor a private ``/`` (runc, podman, labkit) work."""
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " in line and len(fields) >= 5 and fields[4] == "/":
+            return True
+    return False
 
 
 def usable_controllers(mounts: CgroupMounts, read: Callable[[str], str] | None = None) -> dict:
@@ -257,6 +268,17 @@ def run_checks(
     checks.append(Check("cgroups", _("cgroups"), layout != "none" and not missing, detail, fix,
                         data={"layout": layout, "v1": mounts.v1, "v2_mount": mounts.v2,
                               "controllers": controllers, "missing": missing}))
+
+    # / must be a mount point (pivot_root); it is not inside a plain chroot
+    mountinfo = _read(proc / "self" / "mountinfo") or ""
+    rooted = root_is_mount_point(mountinfo)
+    checks.append(Check(
+        "mount-root", _("/ is a mount point"), rooted,
+        _("yes") if rooted else _("no: this looks like a chroot, where pivot_root cannot work"),
+        None if rooted else _("run the course outside the chroot, or bind-mount its directory onto "
+                              "itself before entering it: mount --bind DIR DIR"),
+        essential=True,
+    ))
 
     # OverlayFS
     filesystems = _read(proc / "filesystems") or ""

@@ -216,6 +216,18 @@ def test_v1_controller_enabled_but_not_mounted(tmp_path, english):
                                  "mount -t cgroup -o pids cgroup /sys/fs/cgroup/pids")
 
 
+def test_chroot_is_reported(tmp_path, english):
+    # inside a plain chroot, mountinfo has no line for "/" (only what was mounted inside it)
+    assert doctor.root_is_mount_point(MOUNTINFO_V2)
+    assert not doctor.root_is_mount_point("1000 27 0:347 / /proc rw,relatime - proc proc rw\n")
+    proc, boot = fake_machine(tmp_path, mountinfo="1000 27 0:347 / /proc rw,relatime - proc proc rw\n")
+    checks = doctor.run_checks(proc=proc, boot=boot, euid=0)
+    by = checks_by_key(checks)
+    assert not by["mount-root"].ok and by["mount-root"].essential
+    assert "mount --bind DIR DIR" in by["mount-root"].fix
+    assert not doctor.essentials_ok(checks)
+
+
 def test_proc_cgroups():
     text = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t3\t1\nmemory\t0\t1\t0\n"
     assert doctor.parse_proc_cgroups(text) == {"cpu": True, "memory": False}
