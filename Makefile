@@ -147,6 +147,7 @@ doctor: setup
 
 test: setup
 	@if [ -z "$(ANY_TESTS)" ]; then echo "make test: nenhum teste encontrado (no tests found at all)" >&2; exit 1; fi; \
+	echo "=== labkit doctor ==="; $(VENV)/bin/labkit doctor || echo "(labkit doctor: falta algo essencial / something essential is missing)"; \
 	failed=; \
 	for t in test-unit test-integration test-notebooks $(CG2_TARGET); do \
 	  echo; echo "=== make $$t ==="; \
