@@ -236,8 +236,7 @@ def test_detached_ps_logs_stop_rm(labkit_home):
         assert ctr.name == "ciclo-de-vida"
         assert ctr.status == "running" and ctr.pid > 0
         assert ctr.id in [c.id for c in labkit.containers()]
-        assert wait_for(lambda: "started" in ctr.logs()), ctr.logs()
-        assert "warn" in ctr.logs()
+        assert wait_for(lambda: "started" in ctr.logs() and "warn" in ctr.logs()), ctr.logs()
         state_dir = Path(labkit_home) / "containers" / ctr.id
         assert state_dir.is_dir()
         t0 = time.monotonic()
@@ -304,7 +303,7 @@ def test_timeout_kills_an_attached_container():
     with pytest.raises(LabkitError) as info:
         sh("sleep 300", timeout=0.5)
     assert info.value.exit_code == 124
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 60  # not a timing test: it did not wait for the sleep
 
 
 # -- exec ----------------------------------------------------------------------------------------
@@ -339,8 +338,11 @@ def test_exec_is_in_the_container_cgroup_and_caps(detached):
     r = ctr.exec(["sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status"])
     fields = dict(line.split(":\t") for line in r.stdout.splitlines())
     assert fields == {"CapEff": "00000000800405fb", "CapBnd": "00000000800405fb", "NoNewPrivs": "1"}
-    r = ctr.exec(["sh", "-c", "sleep 30 & echo $!; sleep 0.2"])
-    assert r.exit_code == 0
+    r = ctr.exec(["sh", "-c", "cat /proc/self/cgroup; echo ==; cat /proc/1/cgroup"])
+    own, init = r.stdout.split("==\n")
+    print(own)
+    assert own == init  # the exec'd process is in the container's cgroups
+    assert all(line.endswith(":/") for line in own.splitlines())  # seen through the cgroup namespace
 
 
 # -- cgroup limits ----------------------------------------------------------------------------------
