@@ -63,7 +63,7 @@ SETUP_DEP   := $(if $(SKIP_SETUP),,setup)
 ANY_TESTS   := $(shell find tests -name 'test_*.py' -print -quit 2>/dev/null)$(NOTEBOOKS)
 
 .PHONY: help setup debs catalog jupyter-settings lab test test-unit test-integration \
-        test-notebooks record bench clean distclean doctor
+        test-notebooks test-e2e record bench clean distclean doctor
 
 help:
 	@sed -n '3,/^$$/{/^$$/q;s/^# \{0,1\}//p}' $(firstword $(MAKEFILE_LIST))
@@ -149,12 +149,12 @@ test: setup
 	@if [ -z "$(ANY_TESTS)" ]; then echo "make test: nenhum teste encontrado (no tests found at all)" >&2; exit 1; fi; \
 	echo "=== labkit doctor ==="; $(VENV)/bin/labkit doctor || echo "(labkit doctor: falta algo essencial / something essential is missing)"; \
 	failed=; \
-	for t in test-unit test-integration test-notebooks $(CG2_TARGET); do \
+	for t in test-unit test-integration test-notebooks test-e2e $(CG2_TARGET); do \
 	  echo; echo "=== make $$t ==="; \
 	  $(MAKE) --no-print-directory $$t SKIP_SETUP=1 || failed="$$failed $$t"; \
 	done; echo; \
 	if [ -n "$$failed" ]; then echo "make test: FALHOU (failed):$$failed" >&2; exit 1; fi; \
-	echo "make test: tudo passou (all passed): test-unit test-integration test-notebooks $(CG2_TARGET)"
+	echo "make test: tudo passou (all passed): test-unit test-integration test-notebooks test-e2e $(CG2_TARGET)"
 
 # $(call pytest_suite,name,paths,has-tests,extra pytest args)
 define pytest_suite
@@ -177,6 +177,11 @@ test-integration: $(SETUP_DEP)
 test-notebooks: $(SETUP_DEP)
 	@if [ -n "$(NOTEBOOKS)" ] && [ ! -f $(NB_SANITIZE) ]; then echo "make test: $(NB_SANITIZE) is missing" >&2; exit 1; fi
 	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),$(NBVAL_ARGS))
+
+# The notebooks run in JupyterLab (pt-BR) in headless Chromium; screenshots in reports/screenshots/.
+# Skipped, with the reason (-rs), without playwright, chromium or root.
+test-e2e: $(SETUP_DEP)
+	$(call pytest_suite,e2e,tests/e2e,$(shell find tests/e2e -name 'test_*.py' -print -quit 2>/dev/null),-rs)
 
 # Record a notebook's reference outputs in the same environment `make test` checks them in
 # (venv on PATH, Jupyter/IPython state in .cache/): `make record NB=notebooks/03_cgroups.ipynb`,
