@@ -424,3 +424,39 @@ def test_pids_limit_stops_a_fork_loop(detached):
         assert int(events.split()[-1]) >= 1  # "max N": the limit was hit
     assert len(ctr.cgroup.pids()) <= 20
     assert labkit.run("busybox", "true").exit_code == 0  # the host and other containers are fine
+
+
+# -- network modes and live output ------------------------------------------------------------------
+
+
+def test_network_host_shares_only_the_net_namespace(detached):
+    ctr = detached(network="host")
+    pid = ctr.pid
+    assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    for ns in ("pid", "mnt", "uts", "ipc", "cgroup"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+    inside = set(ctr.exec("ls /sys/class/net").stdout.split())
+    print(f"network=host sees {sorted(inside)}")
+    assert inside == set(os.listdir("/sys/class/net"))
+    # still no CAP_NET_ADMIN (bit 12): it cannot reconfigure the host's network
+    capeff = ctr.exec(["sh", "-c", "grep CapEff /proc/self/status"]).stdout.split()[1]
+    assert int(capeff, 16) & (1 << 12) == 0
+    assert ctr.inspect()["HostConfig"]["NetworkMode"] == "host"
+
+
+def test_network_none_is_the_default_and_unknown_is_refused():
+    from labkit.errors import LabkitError
+
+    assert sh("ls /sys/class/net", network="none").stdout == "lo\n"
+    with pytest.raises(LabkitError) as info:
+        sh("true", network="bridge-que-nao-existe")
+    assert info.value.exit_code == 125 and "bridge-que-nao-existe" in str(info.value)
+
+
+def test_live_stdout_and_stderr_streams(tmp_path: Path):
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "w") as fo, open(err, "w") as fe:
+        r = sh("echo linha-1; echo problema >&2; echo linha-2; exit 6", stdout=fo, stderr=fe)
+    assert r.exit_code == 6
+    assert out.read_text() == "linha-1\nlinha-2\n"
+    assert err.read_text() == "problema\n"
