@@ -106,7 +106,8 @@ debs:
 # two `make` runs in this tree (or two people) from running pip in the same venv at once.
 $(STAMP): pyproject.toml | debs
 	@mkdir -p $(STATE); exec 9>$(STATE)/setup.lock; flock 9; \
-	if [ -f $@ ] && [ $@ -nt pyproject.toml ]; then exit 0; fi; \
+	finder=$$(ls $(VENV)/lib/python3*/site-packages/__editable___labkit*_finder.py 2>/dev/null); \
+	if [ -f $@ ] && [ $@ -nt pyproject.toml ] && [ -z "$$finder" ]; then exit 0; fi; \
 	if [ ! -x $(VENV)/bin/pip ]; then \
 	  rm -rf $(VENV); \
 	  echo "make setup: criando (creating) $(VENV)"; \
@@ -120,6 +121,8 @@ $(STAMP): pyproject.toml | debs
 # The pt-BR catalog (stdlib only; rewrites the .mo only when the fragments changed).
 catalog: $(STAMP)
 	@$(VPY) tools/msgfmt.py
+	@# bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set, every `labkit` start would recompile
+	@$(VPY) -m compileall -q -j 0 labkit >/dev/null
 
 # JupyterLab in Portuguese: the language pack is installed by pip, the locale is chosen here.
 jupyter-settings: $(STAMP)

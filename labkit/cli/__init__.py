@@ -19,6 +19,18 @@ from ..i18n import _, ngettext
 # Modules that add verbs; a missing one is skipped so areas can land apart.
 AREAS = ("containers", "images", "build", "registry", "slices", "system")
 
+# Which areas a verb needs: `labkit run` imports and registers only "containers",
+# which keeps the command's start-up small (bench/bench_runtime.py measures it).
+VERBS = {
+    **dict.fromkeys(("run", "exec", "ps", "logs", "stop", "kill", "rm", "wait", "prune", "engine",
+                     "inspect"), ("containers",)),
+    **dict.fromkeys(("images", "rmi", "tag", "save", "load"), ("images",)),
+    **dict.fromkeys(("image", "build", "history", "diff", "commit"), ("images", "build")),
+    **dict.fromkeys(("pull", "push", "login", "logout"), ("registry",)),
+    **dict.fromkeys(("stats", "update"), ("slices",)),
+    "doctor": ("system",),
+}
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints English; keep ours
@@ -27,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(125)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser; for a known ``verb``, only the areas that verb needs."""
     # argparse's own texts (usage, headings, its errors) go through labkit's catalog too
     argparse._ = _
     argparse.ngettext = ngettext
@@ -36,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=_("Containers on the real Linux kernel, for the course."),
     )
     sub = parser.add_subparsers(dest="command", metavar=_("COMMAND"), parser_class=_Parser)
-    for area in AREAS:
+    for area in VERBS.get(verb or "", AREAS):
         try:
             module = importlib.import_module(f"{__name__}.{area}")
         except ModuleNotFoundError as exc:
@@ -48,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -111,11 +111,11 @@ def _attach(message: dict, args) -> int:
         for fd in to_close:
             os.close(fd)
         try:
-            first, _ = protocol.recv(sock)
+            first, _fds = protocol.recv(sock)
             client.check(first)
             if "exit_code" in first:
                 return first["exit_code"]
-            end, _ = protocol.recv(sock)
+            end, _fds = protocol.recv(sock)
         except ConnectionError:
             from ..errors import LabkitError
 
@@ -181,7 +181,7 @@ def _attach_tty(message: dict, args) -> int:
                     else:
                         sel.unregister(0)
                 else:
-                    end, _ = protocol.recv(sock)
+                    end, _fds = protocol.recv(sock)
                     code = client.check(end)["exit_code"]
                     sel.unregister(sock)
         return code
@@ -194,7 +194,7 @@ def _attach_tty(message: dict, args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ..api import _client_env, _limits, _volumes
+    from ..spec import _client_env, _limits, _volumes
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
@@ -221,7 +221,7 @@ def cmd_exec(args) -> int:
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
-    from ..api import _client_env
+    from ..spec import _client_env
 
     message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": _client_env(args.env),
                "workdir": args.workdir, "user": args.user, "tty": args.tty}

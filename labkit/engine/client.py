@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,8 @@ def start_engine(home: Path) -> None:
     if os.geteuid() != 0:
         raise LabkitError(_("labkit needs root to create namespaces, mounts and cgroups "
                             "(run with sudo, or see labkit doctor)"))
+    import subprocess
+
     # The engine runs the same interpreter, in its own session.
     result = subprocess.run([sys.executable, "-m", "labkit.engine", "--home", str(home)],
                             stdin=subprocess.DEVNULL, close_fds=True)

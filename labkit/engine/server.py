@@ -310,6 +310,11 @@ class Engine:
             if os.path.normpath(target) in ("/", "//"):  # it would replace the container's root
                 raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])")
                                   % {"spec": f"{source}:{target}"})
+        if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
+            raise LabkitError("run: expected 3 file descriptors")
+        network = cfg.get("network") or "none"
+        if network not in ("none", "host"):  # checked before anything is made: nothing left behind
+            raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -379,9 +384,6 @@ class Engine:
             if len(fds) != 3:
                 raise LabkitError("run: expected 3 file descriptors")
             stdio = list(fds)
-        network = cfg.get("network") or "none"
-        if network not in ("none", "host"):
-            raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
         spec = {
             "share": ["net"] if network == "host" else [],
             "rootfs": {"lowerdirs": lowers, "upperdir": str(cdir / "upper"),

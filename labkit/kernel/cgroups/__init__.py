@@ -36,15 +36,11 @@ Semantics worth knowing:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 
 from ...errors import LabkitError
 from ...i18n import _
-
-DEFAULT_PIDS_LIMIT = 2048  # podman's default (containers.conf pids_limit)
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+from ...units import DEFAULT_PIDS_LIMIT, parse_cpus, parse_size  # noqa: F401 - part of the contract
 
 
 @dataclass
@@ -73,35 +69,6 @@ class Limits:
     def from_dict(cls, data: dict) -> "Limits":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def parse_size(text: str | int) -> int:
-    """Parse a Docker-style size ("512", "64m", "1.5g", "100MB") into bytes."""
-    if isinstance(text, int):
-        if text < 0:
-            raise LabkitError(_("invalid size: %(value)s") % {"value": text})
-        return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", str(text).lower())
-    if not m:
-        raise LabkitError(
-            _("invalid size: %(value)s (use a number with b, k, m or g, e.g. 64m)")
-            % {"value": text}
-        )
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def parse_cpus(text: str | float) -> float:
-    """Parse ``--cpus`` (a positive number of cores, e.g. 0.5)."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = -1.0
-    if value <= 0:
-        raise LabkitError(
-            _("invalid number of CPUs: %(value)s (use a positive number, e.g. 0.5)")
-            % {"value": text}
-        )
-    return value
 
 
 _backend = None

@@ -1,0 +1,93 @@
+"""Turning what a person typed into a container's configuration (no engine, no I/O).
+
+Kept apart from :mod:`labkit.api` so that the ``labkit`` command can use it
+without importing the whole API: every millisecond of start-up shows in
+``labkit run``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from .errors import LabkitError
+from .i18n import _
+
+
+def _argv(cmd: str | Iterable[str] | None) -> list[str] | None:
+    if cmd is None:
+        return None
+    if isinstance(cmd, str):
+        import shlex
+
+        return shlex.split(cmd)
+    return [str(c) for c in cmd]
+
+
+def _client_env(env: Iterable[str] | None) -> list[str]:
+    """``NAME`` alone takes its value from the caller's environment, as ``docker run -e NAME``
+    (left out when unset there); the engine's own environment never reaches a container."""
+    return [e if "=" in e else f"{e}={os.environ[e]}" for e in env or [] if "=" in e or e in os.environ]
+
+
+def parse_volume(spec: str | tuple | list) -> list:
+    """``"SRC:DST[:ro|rw]"`` → [absolute SRC, DST, readonly]."""
+    if isinstance(spec, (tuple, list)):
+        parts = [str(p) for p in spec]
+    else:
+        parts = str(spec).split(":")
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        src, dst, mode = parts
+    elif len(parts) == 2:
+        (src, dst), mode = parts, "rw"
+    else:
+        raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])")
+                          % {"spec": spec})
+    if not dst.startswith("/"):
+        raise LabkitError(_("volume target must be an absolute path: %(path)s") % {"path": dst})
+    if os.path.normpath(dst) in ("/", "//"):  # Docker: "destination can't be '/'"
+        raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])") % {"spec": spec})
+    src = os.path.abspath(os.path.expanduser(src))
+    if not os.path.exists(src):
+        raise LabkitError(_("volume source does not exist: %(path)s") % {"path": src}, exit_code=125)
+    return [src, dst, mode == "ro"]
+
+
+def _volumes(volumes: Any) -> list:
+    if not volumes:
+        return []
+    if isinstance(volumes, dict):  # docker-py style {src: dst} or {src: {"bind": dst, "mode": "ro"}}
+        specs = []
+        for src, dst in volumes.items():
+            if isinstance(dst, dict):
+                specs.append((src, dst["bind"], dst.get("mode", "rw")))
+            else:
+                specs.append((src, dst))
+        volumes = specs
+    elif isinstance(volumes, str):
+        volumes = [volumes]
+    return [parse_volume(v) for v in volumes]
+
+
+def _limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memory_swap=None,
+            pids_limit: Any = "default") -> dict:
+    from .units import DEFAULT_PIDS_LIMIT, parse_cpus, parse_size
+
+    limits: dict[str, Any] = {}
+    if memory is not None:
+        limits["memory"] = parse_size(memory)
+    if memory_swap is not None:
+        limits["memory_swap"] = -1 if str(memory_swap) == "-1" else parse_size(memory_swap)
+    if cpus is not None:
+        limits["cpus"] = parse_cpus(cpus)
+    if cpu_shares is not None:
+        limits["cpu_shares"] = int(cpu_shares)
+    if cpuset_cpus is not None:
+        limits["cpuset_cpus"] = str(cpuset_cpus)
+    if pids_limit == "default":
+        limits["pids_limit"] = DEFAULT_PIDS_LIMIT
+    elif pids_limit is not None:
+        value = int(pids_limit)
+        limits["pids_limit"] = None if value <= 0 else value
+    else:
+        limits["pids_limit"] = None
+    return limits
