@@ -280,3 +280,24 @@ def test_malformed_run_request_leaves_nothing_behind(labkit_home):
     assert set(os.listdir(Path(labkit_home) / "containers")) == before
     with pytest.raises(NotFound):
         labkit.get("sem-fds")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_attached_client_killed_means_container_killed_and_removed(labkit_home, sig):
+    """Ctrl-C (or a kill -9) of `labkit run` must not leave the container running."""
+    p = subprocess.Popen([LABKIT, "run", "--rm", "--name", "cliente-morto", "busybox", "sleep", "300"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: any(c.name == "cliente-morto" for c in labkit.containers()), 20)
+        ctr = labkit.get("cliente-morto")
+        pid = ctr.inspect()["State"]["Pid"]
+        p.send_signal(sig)
+        p.wait(20)
+        print(f"client exit {p.returncode}")
+        assert wait_until(lambda: not alive(pid)), "the container outlived its client"
+        assert wait_until(lambda: not (Path(labkit_home) / "containers" / ctr.id).exists())
+        assert cgroup_dirs(ctr.id) == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
