@@ -460,3 +460,12 @@ def test_live_stdout_and_stderr_streams(tmp_path: Path):
     assert r.exit_code == 6
     assert out.read_text() == "linha-1\nlinha-2\n"
     assert err.read_text() == "problema\n"
+
+
+def test_exec_as_another_user_has_no_capabilities(detached):
+    ctr = detached()
+    r = ctr.exec(["sh", "-c", "id -u; grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status"], user="1000")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1000"
+    assert lines[1].split()[1] == "0000000000000000" and lines[2].split()[1] == "0000000000000000"
+    assert lines[3].split()[1] == "1"
