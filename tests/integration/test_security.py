@@ -474,3 +474,23 @@ def test_p14_host_device_node_in_a_volume_is_not_usable(probe_dir: Path, tmp_pat
     r = sh("/probes/openprobe -r /d/disk", probe_dir, volumes=[f"{d}:/d"])
     print(r.stdout)
     assert "/d/disk ok" not in r.stdout
+
+
+# -- P3 again: the engine's own process while it becomes the container (CVE-2019-5736 class) ---------
+
+
+def test_p3_exec_helper_is_not_reachable_through_proc_before_exec(detached):
+    """During ``exec`` a forked copy of the engine joins the container's PID namespace and runs
+    until ``execve``. If the container can open its ``/proc/PID/exe`` (the host's Python) or
+    ``/proc/PID/fd/*`` in that window, it holds host files (runc CVE-2019-5736). runc makes its
+    init non-dumpable; so must labkit."""
+    interp = os.path.realpath(sys.executable)
+    ctr = detached("while :; do for p in /proc/[0-9]*; do l=$(readlink $p/exe 2>/dev/null); "
+                   "case $l in *python*) echo SEEN $p $l; ls -l $p/fd/ 2>&1 | head -5;; esac; done; done")
+    for _ in range(150):
+        ctr.exec("true")
+        if "SEEN" in ctr.logs():
+            break
+    time.sleep(0.3)
+    print(f"interpreter {interp}; container saw: {ctr.logs()[:600]!r}")
+    assert "SEEN" not in ctr.logs()
