@@ -406,6 +406,7 @@ def test_notebook_runs_in_jupyterlab(nb: Path, lab: Lab, browser, containers_bef
         images = page.evaluate(_IMAGES_JS, PANEL)
 
         # screenshots for a person: every figure as shown, then the whole notebook
+        page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] - 5)   # no hover marks
         figs = page.locator(f"{PANEL} .jp-Cell img")
         for k, info in enumerate(images):
             kind = "md" if info["markdown"] else "out"
@@ -413,10 +414,13 @@ def test_notebook_runs_in_jupyterlab(nb: Path, lab: Lab, browser, containers_bef
             figs.nth(k).screenshot(path=str(outdir / f"fig_{k + 1:02d}_cell{info['cell']:03d}"
                                                       f"_{kind}.png"))
         n_pages = _screenshot_notebook(page, outdir)
-        print(f"\n{nb.name}: Run All {run_seconds:.1f} s, {len(prompts)} code cells, "
-              f"{len(images)} figures ({', '.join(str(i['shown']) + 'px' for i in images)}), "
-              f"{n_pages} pages -> {outdir.relative_to(ROOT)}/; "
-              f"total {time.monotonic() - started:.1f} s")
+        shown = ", ".join(f"{i['shown']:.0f}" for i in images)
+        line = (f"{nb.name}: Run All {run_seconds:.1f} s, {len(prompts)} code cells, "
+                f"{len(images)} figures" + (f" ({shown} px wide)" if images else "")
+                + f", {n_pages} pages; "
+                f"total {time.monotonic() - started:.1f} s")
+        print("\n" + line)
+        (outdir / "summary.txt").write_text(line + "\n")
 
         assert not errors, "tracebacks in code cells (index among code cells):\n" + "\n".join(
             f"--- cell {i}:\n{t[-1500:]}" for i, t in errors.items())
