@@ -208,3 +208,15 @@ def test_run_with_a_terminal():
     assert r.returncode == 4
     assert out[0] == "/dev/pts/0"  # the container's own devpts instance: numbering starts again
     assert set(out[1:]) == {"0", "ptmx"}
+
+
+def test_logs_follow_streams_until_the_container_exits(cleanup):
+    cleanup.append("seguindo")
+    r = cli("run", "-d", "--name", "seguindo", "busybox", "sh", "-c",
+            "for i in 1 2 3; do echo linha-$i; sleep 0.3; done; exit 2")
+    assert r.returncode == 0, r.stderr
+    f = cli("logs", "-f", "seguindo", timeout=60)
+    assert f.returncode == 0
+    assert f.stdout == "linha-1\nlinha-2\nlinha-3\n"
+    assert labkit.get("seguindo").exit_code == 2
+    assert cli("rm", "seguindo").returncode == 0
