@@ -12,3 +12,6 @@ c.ServerApp.open_browser = False
 c.FileContentsManager.delete_to_trash = False
 # Terminals open bash in the notebooks folder, with the venv's `labkit` on PATH.
 c.ServerApp.terminado_settings = {"shell_command": ["/bin/bash"]}
+# No language servers are installed: skip jupyter-lsp's search (it runs `npm prefix --global`,
+# which writes ~/.npm/_logs).
+c.LanguageServerManager.autodetect = False
