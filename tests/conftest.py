@@ -21,6 +21,18 @@ def labkit_home() -> str:
     return _HOME
 
 
+def _other_engines() -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"labkit.engine" in f.read():
+                        return True
+            except OSError:
+                continue
+    return False
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     try:
         import labkit
@@ -29,3 +41,10 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     except Exception:  # noqa: BLE001 - best effort at the very end
         pass
     shutil.rmtree(_HOME, ignore_errors=True)
+    # The shared parent cgroup must be gone too, unless another engine still uses it.
+    if os.geteuid() == 0 and not _other_engines():
+        left = [d for d in (os.path.join("/sys/fs/cgroup", c, "labkit") for c in os.listdir("/sys/fs/cgroup"))
+                if os.path.isdir(d)]
+        if left:
+            print(f"\nlabkit left cgroup directories behind: {left}")
+            session.exitstatus = 1

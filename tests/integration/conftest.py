@@ -23,11 +23,19 @@ def _mounts() -> set[str]:
 
 
 def _cgroups() -> set[str]:
+    """Cgroup directories labkit made: ``labkit/<id>`` and anything named ``*labkit*``.
+
+    The bare ``labkit`` parent is shared by every engine on the machine (other
+    sessions may hold containers in it), so it is checked once, at the end of
+    the session (``tests/conftest.py``), not around each test.
+    """
     found = set()
     for root, dirs, _files in os.walk("/sys/fs/cgroup"):
         depth = root.count("/") - 3
         for d in dirs:
-            if "labkit" in d:
+            if "labkit" in d and d != "labkit":
+                found.add(os.path.join(root, d))
+            elif os.path.basename(root) == "labkit":
                 found.add(os.path.join(root, d))
         if depth >= 3:
             dirs[:] = []
