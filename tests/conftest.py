@@ -11,6 +11,15 @@ import tempfile
 
 import pytest
 
+def _labkit_parents() -> set[str]:
+    try:
+        return {d for d in (os.path.join("/sys/fs/cgroup", c, "labkit") for c in os.listdir("/sys/fs/cgroup"))
+                if os.path.isdir(d)}
+    except OSError:
+        return set()
+
+
+_PARENTS_BEFORE = _labkit_parents()  # e.g. a learner's own engine with running containers
 _HOME = tempfile.mkdtemp(prefix="labkit-test-")
 os.environ["LABKIT_HOME"] = _HOME
 os.environ.setdefault("LABKIT_LANG", "pt_BR")
@@ -43,8 +52,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     shutil.rmtree(_HOME, ignore_errors=True)
     # The shared parent cgroup must be gone too, unless another engine still uses it.
     if os.geteuid() == 0 and not _other_engines():
-        left = [d for d in (os.path.join("/sys/fs/cgroup", c, "labkit") for c in os.listdir("/sys/fs/cgroup"))
-                if os.path.isdir(d)]
+        left = sorted(_labkit_parents() - _PARENTS_BEFORE)
         if left:
             print(f"\nlabkit left cgroup directories behind: {left}")
             session.exitstatus = 1
