@@ -28,6 +28,7 @@ from . import rootfs
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 
 def _reset_signals() -> None:
@@ -179,6 +180,12 @@ def _fork_twice(prepare, run_b, syncfd: int, errfd: int) -> None:
     """Body of child A: ``prepare()`` (cgroup, namespaces), fork B, report its pid, exit."""
     try:
         _reset_signals()
+        # Non-dumpable until execve (which resets it): the container cannot open /proc/<B>/exe
+        # (the host's Python) or /proc/<B>/fd/* while B, a copy of the engine, joins it
+        # (runc CVE-2019-5736). B inherits the flag through fork.
+        from ..kernel.libc import check, libc
+
+        check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
         prepare()
         pid = os.fork()
     except BaseException as exc:  # noqa: BLE001 - A must never return into the engine
