@@ -365,6 +365,8 @@ class Engine:
         })
         rec.save()
         self.records[cid] = rec
+        with open(self.home / "inventory", "a") as inv:  # every container ever made here, for audits
+            inv.write(f"{cid} {rec.cgroup_name}\n")
         try:
             cgroup = self.cgroups.create(rec.cgroup_name, limits)
         except BaseException:

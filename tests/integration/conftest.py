@@ -23,22 +23,40 @@ def _mounts() -> set[str]:
 
 
 def _cgroups() -> set[str]:
-    """Cgroup directories labkit made: ``labkit/<id>`` and anything named ``*labkit*``.
-
-    The bare ``labkit`` parent is shared by every engine on the machine (other
-    sessions may hold containers in it), so it is checked once, at the end of
-    the session (``tests/conftest.py``), not around each test.
+    """Cgroup directories of this home's containers (the engine's ``inventory``)
+    that exist although their container is not running, plus anything else named
+    ``*labkit*`` except the ``labkit`` parent that every engine on the machine shares
+    (checked once at the end of the session, in ``tests/conftest.py``).
     """
+    from labkit import paths
+
     found = set()
     for root, dirs, _files in os.walk("/sys/fs/cgroup"):
         depth = root.count("/") - 3
         for d in dirs:
             if "labkit" in d and d != "labkit":
                 found.add(os.path.join(root, d))
-            elif os.path.basename(root) == "labkit":
-                found.add(os.path.join(root, d))
         if depth >= 3:
             dirs[:] = []
+    try:
+        with open(paths.home() / "inventory") as f:
+            names = {line.split()[1] for line in f if line.strip()}
+    except FileNotFoundError:
+        names = set()
+    running = set()
+    cdir = paths.containers_dir()
+    for name in names:
+        cid = name.rsplit("/", 1)[-1]
+        try:
+            with open(cdir / cid / "container.json") as f:
+                if '"Status": "running"' in f.read():
+                    running.add(name)
+        except OSError:
+            pass
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        for name in names - running:
+            if os.path.isdir(os.path.join("/sys/fs/cgroup", ctrl, name)):
+                found.add(os.path.join("/sys/fs/cgroup", ctrl, name))
     return found
 
 
