@@ -524,6 +524,12 @@ class Engine:
     def op_prune(self, msg, fds, conn):
         removed = []
         known = {entry.name for entry in self.cdir.iterdir()}
+        inventory = self.home / "inventory"
+        try:
+            with open(inventory) as f:
+                known |= {line.split()[0] for line in f if line.strip()}
+        except FileNotFoundError:
+            pass
         for rec in list(self.records.values()):
             if not rec.running:
                 removed.append(rec.id)
@@ -535,6 +541,9 @@ class Engine:
 
                 shutil.rmtree(entry, ignore_errors=True)
         self._remove_parent_cgroups(known)
+        with open(inventory.with_suffix(".tmp"), "w") as f:  # forget what is fully gone
+            f.writelines(f"{r.id} {r.cgroup_name}\n" for r in self.records.values())
+        os.replace(inventory.with_suffix(".tmp"), inventory)
         return {"ok": True, "removed": removed}
 
     def op_update(self, msg, fds, conn):
