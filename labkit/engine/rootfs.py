@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
+from ..i18n import _
 from ..kernel import mounts
 from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
 from ..kernel.openat2 import fd_path, open_in_root
@@ -38,10 +39,11 @@ def _mount_on(root_fd: int, path: str, source: str, fstype: str, flags: int, dat
     try:
         fd = open_in_root(root_fd, path, create="dir", symlinks=False)
     except OSError as exc:
-        raise RootfsError(f"{path} in the image cannot be used as a mount point: {exc.strerror}") from None
+        raise RootfsError(_("%(path)s in the image cannot be used as a mount point (a symlink?): %(err)s")
+                          % {"path": path, "err": exc.strerror}) from None
     try:
         if not stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise RootfsError(f"{path} is not a directory in the image")
+            raise RootfsError(_("%(path)s is not a directory in the image") % {"path": path})
         mounts.mount(source, fd_path(fd), fstype, flags, data)
     finally:
         os.close(fd)
@@ -123,7 +125,8 @@ def _mount_volume(root_fd: int, source: str, target: str, readonly: bool) -> Non
     try:
         is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
         if is_dir != (kind == "dir"):
-            raise RootfsError(f"volume {source}:{target}: file/directory mismatch")
+            raise RootfsError(_("volume %(src)s:%(dst)s: a file cannot be mounted on a directory, nor a "
+                                "directory on a file") % {"src": source, "dst": target})
         mounts.bind(source, fd_path(fd))
     finally:
         os.close(fd)

@@ -24,6 +24,8 @@ import socket
 import termios
 
 from ..kernel import capabilities, namespaces
+from .. import i18n
+from ..i18n import _
 from . import rootfs
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -52,7 +54,7 @@ def _lookup_user(user: str) -> tuple[int, int, list[int]]:
     """``user`` is ``name|uid[:group|gid]``, looked up in the container's /etc files."""
     if user in ("", "0", "root", "0:0", "root:root"):
         return 0, 0, []  # the common case: no need to read the image's /etc files
-    name, _, group = user.partition(":")
+    name, _sep, group = user.partition(":")
 
     def table(path: str) -> list[list[str]]:
         try:
@@ -69,7 +71,8 @@ def _lookup_user(user: str) -> tuple[int, int, list[int]]:
     else:
         entry = next((p for p in passwd if p[0] == name and len(p) > 3), None)
         if entry is None:
-            raise LookupError(f"unable to find user {name}: no matching entries in passwd file")
+            raise LookupError(_("unable to find user %(user)s: no matching entry in the image's /etc/passwd")
+                              % {"user": name})
         uid, gid, login = int(entry[2]), int(entry[3]), name
     if group:
         if group.isdigit():
@@ -77,7 +80,8 @@ def _lookup_user(user: str) -> tuple[int, int, list[int]]:
         else:
             entry = next((g for g in groups if g[0] == group and len(g) > 2), None)
             if entry is None:
-                raise LookupError(f"unable to find group {group}: no matching entries in group file")
+                raise LookupError(_("unable to find group %(group)s: no matching entry in the image's /etc/group")
+                                  % {"group": group})
             gid = int(entry[2])
     extra = [int(g[2]) for g in groups if login and len(g) > 3 and login in g[3].split(",")]
     return uid, gid, extra
@@ -138,7 +142,8 @@ def _become_process(proc: dict, errfd: int) -> None:
     try:
         os.chdir(workdir)
     except OSError as exc:
-        _report(errfd, "workdir", f"cannot change to working directory {workdir}: {exc.strerror}", 126)
+        _report(errfd, "workdir", _("cannot change to working directory %(dir)s: %(err)s")
+                % {"dir": workdir, "err": exc.strerror}, 126)
         os._exit(126)
     argv = proc["argv"]
     try:
@@ -204,6 +209,7 @@ def _fork_twice(prepare, run_b, syncfd: int, errfd: int) -> None:
 
 def _launch(prepare, run_b) -> tuple[int, dict | None]:
     """Run the A/B dance; return B's host pid and B's error report (None if exec'd)."""
+    i18n._load()  # B translates its errors after pivot_root, when the catalog file is out of reach
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_a = os.fork()
