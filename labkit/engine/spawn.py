@@ -23,7 +23,7 @@ import signal
 import socket
 import termios
 
-from ..kernel import capabilities, namespaces
+from ..kernel import capabilities, namespaces, seccomp
 from .. import i18n
 from ..i18n import _
 from . import rootfs
@@ -145,6 +145,11 @@ def _become_process(proc: dict, errfd: int) -> None:
         _report(errfd, "workdir", _("cannot change to working directory %(dir)s: %(err)s")
                 % {"dir": workdir, "err": exc.strerror}, 126)
         os._exit(126)
+    try:  # last: from here on only write (the error pipe), execve and _exit are needed
+        seccomp.install(proc.get("seccomp", "default"))
+    except OSError as exc:
+        _report(errfd, "seccomp", f"seccomp: {exc.strerror}", 125)
+        os._exit(125)
     argv = proc["argv"]
     try:
         os.execvpe(argv[0], argv, env)
