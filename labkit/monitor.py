@@ -370,7 +370,7 @@ class _Target:
         prev, self.prev = self.prev, (wall_ns, usage, periods, thr)
         if prev is None:
             return None  # first reading: no interval yet
-        cpu = cpu_percent(prev[1], usage, prev[0], wall_ns)
+        cpu = min(cpu_percent(prev[1], usage, prev[0], wall_ns), _NCPU * 100.0)  # never above the machine
         quota = stats.get("cpu_quota_cores")
         row = (t, self.label, cpu, None if quota is None else quota * 100.0,
                memory_bytes(stats), stats.get("memory_limit"), stats.get("pids_current"),
@@ -378,6 +378,9 @@ class _Target:
                stats.get("oom_kills") or 0)
         self.last_row = row
         return row
+
+
+_NCPU = os.cpu_count() or 1
 
 
 def _kb(text: bytes, name: bytes) -> int | None:
@@ -556,6 +559,7 @@ class Monitor:
         for target in self.targets:
             if target.ended:
                 continue
+            w0 = time.monotonic_ns()
             stats = target.read()
             if stats is None:
                 if target.final_row is not None:
@@ -563,7 +567,9 @@ class Monitor:
                         append((t,) + target.final_row[1:])
                     target.final_row = None
                 continue
-            row = target.row(t, time.monotonic_ns(), stats)
+            # the counters were read between w0 and now: stamp them in the middle, so a
+            # thread preempted around the read cannot turn a short interval into a spike
+            row = target.row(t, (w0 + time.monotonic_ns()) // 2, stats)
             if row is not None and record:
                 append(row)
         self.ticks += 1

@@ -187,7 +187,7 @@ def plot_memory(ax, data: _Data) -> None:
                 y = series[x]["memory_bytes"] / MiB
                 ref = next((v for v in reversed(lim[:ts.index(x) + 1]) if v is not None), y)
                 ax.plot([x], [max(y, ref)], marker="X", markersize=11, color=OOM_COLOR,
-                        markeredgecolor="white", linestyle="none", zorder=5)
+                        markeredgecolor="white", linestyle="none", zorder=5, clip_on=False)
                 t0, t1 = data.times[0], data.times[-1]
                 right = t1 > t0 and (x - t0) / (t1 - t0) > 0.75  # keep the label inside
                 ax.annotate(_("OOM: %(name)s") % {"name": n}, (x, max(y, ref)),
