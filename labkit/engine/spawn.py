@@ -243,15 +243,61 @@ def _launch(prepare, run_b) -> tuple[int, dict | None]:
 
 
 def start(spec: dict, cgroup) -> tuple[int, dict | None]:
-    """Start a container's PID 1. ``spec``: rootfs (see rootfs.build), hostname, process."""
+    """Start a container's PID 1. ``spec``: rootfs (see rootfs.build), hostname, process.
+
+    One ``clone(2)`` with the ``CLONE_NEW*`` flags makes PID 1 directly (no
+    intermediate process: one copy of the engine fewer to create and tear
+    down). The child joins its cgroup, *then* unshares the cgroup namespace so
+    that this cgroup becomes its root. ``LABKIT_SPAWN=fork`` selects the
+    portable fork → unshare → fork path instead.
+    """
     names = [n for n in namespaces.CONTAINER_NAMESPACES if n not in spec.get("share", ())]
     flags = namespaces.flags_for(names)
+    if os.environ.get("LABKIT_SPAWN") == "fork":
+        def prepare() -> None:
+            cgroup.attach(os.getpid())  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
+            namespaces.unshare(flags)
 
-    def prepare() -> None:
-        cgroup.attach(os.getpid())  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
-        namespaces.unshare(flags)
+        return _launch(prepare, lambda errfd: _child_b_new(spec, errfd))
+    return _clone_launch(flags & ~namespaces.CLONE_NEWCGROUP, flags & namespaces.CLONE_NEWCGROUP,
+                         spec, cgroup)
 
-    return _launch(prepare, lambda errfd: _child_b_new(spec, errfd))
+
+def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, dict | None]:
+    i18n._load()  # the child translates its errors after pivot_root
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = namespaces.clone(flags)
+    except OSError:
+        os.close(err_r)
+        os.close(err_w)
+        raise
+    if pid == 0:  # PID 1 of the new namespaces; never returns into the engine
+        try:
+            os.close(err_r)
+            _reset_signals()
+            # non-dumpable until execve: see _fork_twice
+            from ..kernel.libc import check, libc
+
+            check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+            cgroup.attach(0)  # "0" = the writer itself; its pid here would be 1
+            if cgroup_ns:
+                namespaces.unshare(cgroup_ns)
+            _child_b_new(spec, err_w)
+        except BaseException as exc:  # noqa: BLE001
+            _report(err_w, "setup", f"{type(exc).__name__}: {exc}", 125)
+        os._exit(125)
+    os.close(err_w)
+    try:
+        chunks = []
+        while True:
+            data = os.read(err_r, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(err_r)
+    return pid, (json.loads(b"".join(chunks)) if chunks else None)
 
 
 def start_exec(pid: int, proc: dict, cgroup) -> tuple[int, dict | None]:
