@@ -191,7 +191,10 @@ def _bootstrap(store, name: str, tag: str, suite: str, mirror: str, arch: str, b
     work.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix=f"debian-{suite}-", dir=work))
     os.chmod(target, 0o755)
-    cmd = ["debootstrap", "--variant=minbase", f"--arch={arch}", suite, str(target), mirror]
+    # In a private mount namespace: the /proc and /sys debootstrap mounts in the target are
+    # never seen by the host, and vanish with it even if it is killed.
+    cmd = ["unshare", "--mount", "--propagation", "private",
+           "debootstrap", "--variant=minbase", f"--arch={arch}", suite, str(target), mirror]
     bar.stage(_("Creating debian:%(suite)s with debootstrap from %(mirror)s (a few minutes, only once)")
               % {"suite": tag, "mirror": mirror})
     log: list[str] = []
