@@ -148,7 +148,7 @@ def _become_process(proc: dict, errfd: int) -> None:
     try:  # last: from here on only write (the error pipe), execve and _exit are needed
         seccomp.install(proc.get("seccomp", "default"))
     except OSError as exc:
-        _report(errfd, "seccomp", f"seccomp: {exc.strerror}", 125)
+        _report(errfd, "seccomp", _("cannot install the seccomp filter: %(err)s") % {"err": exc.strerror}, 125)
         os._exit(125)
     argv = proc["argv"]
     try:
