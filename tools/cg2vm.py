@@ -60,7 +60,7 @@ mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/
 mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs shm $R/dev/shm
 mount -t tmpfs -o mode=755 run $R/run; mount -t tmpfs -o mode=1777 tmp $R/tmp
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
-while read tag dir; do mkdir -p "$R$dir"; mount -t 9p -o trans=virtio,version=9p2000.L,access=any,msize=512000 $tag "$R$dir"; done </rw.list
+while read tag dir mode; do mkdir -p "$R$dir"; mount -t 9p -o $mode,trans=virtio,version=9p2000.L,access=any,msize=512000 $tag "$R$dir"; done </rw.list
 echo "$(sed 's/\([a-z_]*\)/+\1/g' $R/sys/fs/cgroup/cgroup.controllers)" > $R/sys/fs/cgroup/cgroup.subtree_control
 mkdir -p $R/run/cg2vm; cp /bin/busybox /cmd.sh /stage2 $R/run/cg2vm/
 exec switch_root $R /run/cg2vm/busybox sh /run/cg2vm/stage2
@@ -145,7 +145,7 @@ def build_initrd(kver, busybox, script, stage2, rw) -> bytes:
     ents.append(("modules.list", 0o100644, "\n".join(names).encode()))
     ents.append(("init", 0o100755, INIT.encode()))
     ents.append(("stage2", 0o100644, stage2.encode()))
-    ents.append(("rw.list", 0o100644, "".join(f"rw{i} {d}\n" for i, d in enumerate(rw)).encode()))
+    ents.append(("rw.list", 0o100644, "".join(f"rw{i} {d} {m}\n" for i, (d, m) in enumerate(rw)).encode()))
     ents.append(("cmd.sh", 0o100644, script.encode()))
     ents.insert(1, ("dev/console", 0o20600, None, (5, 1)))  # stdio of /init
     return cpio(ents)
@@ -181,7 +181,13 @@ def run_vm(a, kernel: str, cmd: str, accel: str, timeout: float, quiet: bool = F
     env.update(e.split("=", 1) if "=" in e else (e, os.environ.get(e, "")) for e in a.env)
     script = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     script += f"cd {shlex.quote(a.dir)} || exit 125\n{cmd}\n"
-    rw = [os.path.realpath(d) for d in a.rw]
+    rw = [(os.path.realpath(d), "rw") for d in a.rw]
+    # The guest's /tmp and /run are fresh tmpfs (labkit needs a real upper dir there, not
+    # an overlay): a project checked out below them (CI clones into /tmp) is shared again,
+    # read-only, at the same path, before the --rw dirs that may sit inside it.
+    here = os.path.realpath(a.dir)
+    if here.startswith(("/tmp/", "/run/")):
+        rw.insert(0, (here, "ro"))
     mark = b"@@CG2VM-EXIT-" + os.urandom(6).hex().encode() + b"@@"  # unforgeable by test output
     arc = build_initrd(a.kver, a.busybox, script, STAGE2.replace("@@MARK@@", mark.decode()), rw)
     initrd = os.path.join(a.cache, f"initrd-{os.getpid()}.cpio")
@@ -195,8 +201,9 @@ def run_vm(a, kernel: str, cmd: str, accel: str, timeout: float, quiet: bool = F
             "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
             "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
-    for i, d in enumerate(rw):
-        qemu += ["-fsdev", f"local,id=rw{i},path={d},security_model=none,multidevs=remap",
+    for i, (d, mode) in enumerate(rw):
+        ro = ",readonly=on" if mode == "ro" else ""
+        qemu += ["-fsdev", f"local,id=rw{i},path={d},security_model=none,multidevs=remap{ro}",
                  "-device", f"virtio-9p-pci,fsdev=rw{i},mount_tag=rw{i}"]
     p = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL if quiet else None)
