@@ -155,7 +155,7 @@ test: setup
 	failed=; \
 	for t in test-unit test-integration test-notebooks test-e2e $(CG2_TARGET); do \
 	  echo; echo "=== make $$t ==="; \
-	  $(MAKE) --no-print-directory $$t SKIP_SETUP=1 || failed="$$failed $$t"; \
+	  tools/mount-root.sh $(MAKE) --no-print-directory $$t SKIP_SETUP=1 || failed="$$failed $$t"; \
 	done; echo; \
 	if [ -n "$$failed" ]; then echo "make test: FALHOU (failed):$$failed" >&2; exit 1; fi; \
 	echo "make test: tudo passou (all passed): test-unit test-integration test-notebooks test-e2e $(CG2_TARGET)"
