@@ -13,8 +13,11 @@ if mountpoint -q / 2>/dev/null; then
 fi
 echo "nota: / não é um ponto de montagem aqui (um chroot?); os testes rodam num namespace de montagem" \
      "privado cuja raiz é um bind de / (note: / is not a mount point; running in a private mount namespace)" >&2
-exec unshare --mount --propagation private sh -c '
+# --propagation unchanged: a chroot's / cannot be made private (that is the whole problem);
+# the bind is made private at once, and our own mounts then stay inside this namespace.
+exec unshare --mount --propagation unchanged sh -c '
   root=$(mktemp -d /tmp/labkit-root.XXXXXX)
   mount --rbind / "$root"
+  mount --make-rprivate "$root"
   exec chroot "$root" sh -c "cd \"\$0\" && exec \"\$@\"" "$PWD" "$@"
 ' sh "$@"
