@@ -140,7 +140,10 @@ def build(spec: dict) -> None:
     ``spec``: ``lowerdirs`` (bottom first), ``upperdir``, ``workdir``,
     ``rootfs`` (mount point), ``volumes`` ([source, target, readonly]).
     """
-    mounts.make_private("/")
+    try:
+        mounts.make_private("/")
+    except OSError:  # EINVAL: "/" is no mount point, i.e. we are in a chroot
+        raise RootfsError(_CHROOT()) from None
     rootfs = spec["rootfs"]
     mounts.overlay(list(reversed(spec["lowerdirs"])), spec["upperdir"], spec["workdir"], rootfs)
     root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -154,3 +157,32 @@ def build(spec: dict) -> None:
     finally:
         os.close(root_fd)
     mounts.enter_root(rootfs)
+    _check_namespace_root()
+
+
+def _CHROOT() -> str:
+    return _("labkit cannot run a container here: / is not the root of this mount namespace "
+             "(a chroot?), so pivot_root would leave the host's tree reachable; use a real "
+             "machine or a VM")
+
+
+def _check_namespace_root() -> None:
+    """Make sure nothing is left above the new root.
+
+    ``pivot_root`` swaps the mount at the *process's* root. If that root is not
+    the mount namespace's own root (a chroot, even onto a bind mount), the
+    host's tree stays above it, reachable by ".." after a chroot or by
+    ``setns``. Re-entering our own namespace resets the root to the
+    namespace's root: it must be the container's.
+    """
+    from ..kernel import namespaces
+
+    before = os.stat("/")
+    fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        namespaces.setns(fd, namespaces.CLONE_NEWNS)
+    finally:
+        os.close(fd)
+    after = os.stat("/")
+    if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino):
+        raise RootfsError(_CHROOT())

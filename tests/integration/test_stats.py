@@ -108,7 +108,7 @@ def test_stats_streams_until_ctrl_c(busy):
     print(f"streamed {tables} tables, {gaps} s apart, CPU % {cpus}; exit after Ctrl-C "
           f"{p.returncode}")
     assert p.returncode == 0, err
-    assert tables == 3 and all(0.5 <= g <= 2.0 for g in gaps)
+    assert tables == 3 and all(0.5 <= g <= 4.0 for g in gaps)  # about every second (slower under TCG)
     assert cpus and all(0 <= c <= 50 for c in cpus) and max(cpus) > 0  # never above the 0.4 quota
 
 
