@@ -111,3 +111,24 @@ def no_leftovers(labkit_home):
 @pytest.fixture
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def detached():
+    """Start detached busybox containers running ``sh -c SCRIPT``; force-remove them at the end."""
+    import labkit
+    from labkit.errors import NotFound
+
+    made = []
+
+    def start(script: str = "sleep 300", **kw):
+        ctr = labkit.run("busybox", ["sh", "-c", script], detach=True, **kw)
+        made.append(ctr)
+        return ctr
+
+    yield start
+    for ctr in made:
+        try:
+            ctr.remove(force=True)
+        except NotFound:
+            pass

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-from pathlib import Path
 
 import pytest
 

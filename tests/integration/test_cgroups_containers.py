@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 import labkit
 
@@ -36,30 +35,16 @@ def cpu_share(container, seconds: float = 3.0, expect: float | None = None) -> f
     return share
 
 
-@pytest.fixture
-def started():
-    made = []
-
-    def start(cmd, **kw):
-        c = labkit.run("busybox", ["sh", "-c", cmd], detach=True, **kw)
-        made.append(c)
-        return c
-
-    yield start
-    for c in made:
-        c.remove(force=True)
-
-
-def test_half_a_core(started):
-    c = started(BUSY, cpus=0.5)
+def test_half_a_core(detached):
+    c = detached(BUSY, cpus=0.5)
     share = cpu_share(c, expect=0.5)
     print(f"--cpus 0.5 → {share:.3f} core")
     assert 0.45 <= share <= 0.55
 
 
-def test_shares_split_two_to_one(started):
-    a = started(BUSY, cpu_shares=1024, cpuset_cpus="0")
-    b = started(BUSY, cpu_shares=512, cpuset_cpus="0")
+def test_shares_split_two_to_one(detached):
+    a = detached(BUSY, cpu_shares=1024, cpuset_cpus="0")
+    b = detached(BUSY, cpu_shares=512, cpuset_cpus="0")
     time.sleep(0.5)
     ua, ub = a.cgroup.stats()["cpu_usage_ns"], b.cgroup.stats()["cpu_usage_ns"]
     time.sleep(3)
@@ -69,8 +54,8 @@ def test_shares_split_two_to_one(started):
     assert 1.6 <= da / db <= 2.5
 
 
-def test_update_changes_the_measured_share(started):
-    c = started(BUSY, cpus=0.8)
+def test_update_changes_the_measured_share(detached):
+    c = detached(BUSY, cpus=0.8)
     before = cpu_share(c, 2, expect=0.8)
     c.update(cpus=0.2)
     after = cpu_share(c, 2, expect=0.2)
@@ -92,10 +77,10 @@ def test_oom_kill_is_reported():
         labkit.get(r.id).remove()
 
 
-def test_pids_limit_stops_a_fork_loop(started):
+def test_pids_limit_stops_a_fork_loop(detached):
     # a subshell forks `sleep` until the kernel refuses; busybox sh then gives up,
     # which frees one slot for the outer shell's own `sleep`
-    c = started("(while :; do sleep 30 & done) 2>/dev/null; sleep 30", pids_limit=20)
+    c = detached("(while :; do sleep 30 & done) 2>/dev/null; sleep 30", pids_limit=20)
     deadline = time.monotonic() + 10
     peak = 0
     while time.monotonic() < deadline:
@@ -114,8 +99,8 @@ def test_pids_limit_stops_a_fork_loop(started):
     assert labkit.run("busybox", "true").exit_code == 0  # the host (and others) still fork
 
 
-def test_memory_limit_and_update_are_visible_in_the_cgroup(started):
-    c = started("sleep 60", memory="64m", pids_limit=50)
+def test_memory_limit_and_update_are_visible_in_the_cgroup(detached):
+    c = detached("sleep 60", memory="64m", pids_limit=50)
     st = c.cgroup.stats()
     print(f"memory_limit={st['memory_limit']} pids_limit={st['pids_limit']}")
     assert st["memory_limit"] == 64 * 1024 * 1024 and st["pids_limit"] == 50

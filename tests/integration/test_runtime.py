@@ -34,23 +34,6 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         time.sleep(interval)
 
 
-@pytest.fixture
-def detached():
-    """Start detached busybox containers; force-remove them at the end."""
-    made = []
-
-    def start(script: str = "sleep 300", **kw) -> labkit.Container:
-        ctr = labkit.run("busybox", ["sh", "-c", script], detach=True, **kw)
-        made.append(ctr)
-        return ctr
-
-    yield start
-    for ctr in made:
-        try:
-            ctr.remove(force=True)
-        except NotFound:
-            pass
-
 
 # -- a first run -------------------------------------------------------------------------
 

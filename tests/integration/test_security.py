@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.errors import NotFound
+
 
 sys.path.insert(0, str(Path(__file__).parent))
 import probes as _probes  # noqa: E402
@@ -87,22 +87,6 @@ def shared_dir(tmp_path: Path):
             subprocess.run(["umount", "-l", str(m)], capture_output=True)
         subprocess.run(["umount", "-l", str(d)], check=True)
 
-
-@pytest.fixture
-def detached():
-    made = []
-
-    def start(script: str = "sleep 300", **kw) -> labkit.Container:
-        ctr = labkit.run("busybox", ["sh", "-c", script], detach=True, **kw)
-        made.append(ctr)
-        return ctr
-
-    yield start
-    for ctr in made:
-        try:
-            ctr.remove(force=True)
-        except NotFound:
-            pass
 
 
 # -- P1: mount propagation --------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.errors import NotFound
+
 
 pytestmark = pytest.mark.root
 
@@ -157,22 +157,6 @@ def parse(out: str) -> dict[str, str]:
 def sh(script: str, **kw) -> labkit.Result:
     return labkit.run("busybox", ["sh", "-c", script], **kw)
 
-
-@pytest.fixture
-def detached():
-    made = []
-
-    def start(script: str = "sleep 300", **kw) -> labkit.Container:
-        ctr = labkit.run("busybox", ["sh", "-c", script], detach=True, **kw)
-        made.append(ctr)
-        return ctr
-
-    yield start
-    for ctr in made:
-        try:
-            ctr.remove(force=True)
-        except NotFound:
-            pass
 
 
 # -- the filter is there, for run and exec --------------------------------------------------------------
