@@ -212,6 +212,20 @@ def _fork_twice(prepare, run_b, syncfd: int, errfd: int) -> None:
     os._exit(0)
 
 
+def _read_report(err_r: int) -> dict | None:
+    """Read the child's error pipe to EOF and close it: None means it exec'd."""
+    chunks = []
+    try:
+        while True:
+            data = os.read(err_r, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(err_r)
+    return json.loads(b"".join(chunks)) if chunks else None
+
+
 def _launch(prepare, run_b) -> tuple[int, dict | None]:
     """Run the A/B dance; return B's host pid and B's error report (None if exec'd)."""
     i18n._load()  # B translates its errors after pivot_root, when the catalog file is out of reach
@@ -227,16 +241,9 @@ def _launch(prepare, run_b) -> tuple[int, dict | None]:
     try:
         _, status = os.waitpid(pid_a, 0)
         pid_b = int(os.read(sync_r, 32) or 0)
-        chunks = []
-        while True:
-            data = os.read(err_r, 65536)
-            if not data:
-                break
-            chunks.append(data)
     finally:
         os.close(sync_r)
-        os.close(err_r)
-    error = json.loads(b"".join(chunks)) if chunks else None
+    error = _read_report(err_r)
     if error is None and os.waitstatus_to_exitcode(status) != 0:
         error = {"kind": "setup", "message": "container setup failed", "code": 125}
     return pid_b, error
@@ -288,16 +295,7 @@ def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, 
             _report(err_w, "setup", f"{type(exc).__name__}: {exc}", 125)
         os._exit(125)
     os.close(err_w)
-    try:
-        chunks = []
-        while True:
-            data = os.read(err_r, 65536)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(err_r)
-    return pid, (json.loads(b"".join(chunks)) if chunks else None)
+    return pid, _read_report(err_r)
 
 
 def start_exec(pid: int, proc: dict, cgroup) -> tuple[int, dict | None]:
