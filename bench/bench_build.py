@@ -29,7 +29,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
+from common import scratch_dir
 import time
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def main() -> int:
         print("bench_build needs root (build containers, podman)")
         return 2
 
-    scratch = Path(tempfile.mkdtemp(prefix="lkbb", dir="/tmp"))  # short: podman's runroot <= 50 chars
+    scratch = scratch_dir("lkbb")  # short: podman's runroot <= 50 chars
     home = scratch / "home"
     os.environ["LABKIT_HOME"] = str(home)
     ctx_l = scratch / "ctx-labkit"

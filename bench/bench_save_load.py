@@ -25,7 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
+from common import scratch_dir
 import time
 from pathlib import Path
 
@@ -56,7 +56,7 @@ def main() -> int:
     args = ap.parse_args()
     n = args.runs
 
-    scratch = Path(tempfile.mkdtemp(prefix="lkbench", dir="/tmp"))
+    scratch = scratch_dir("lkbench")
     home = scratch / "home"
     os.environ["LABKIT_HOME"] = str(home)
     from labkit.images import archive

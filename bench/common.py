@@ -189,12 +189,27 @@ def _raise_interrupt(signum, frame):
 
 
 # -- the scratch area --------------------------------------------------------------------------
+def scratch_dir(prefix: str) -> Path:
+    """A new private directory under /tmp whose name is lowercase hex only.
+
+    podman names an image pulled from ``oci:PATH`` after PATH, and a reference component may
+    not end in '_' or hold '___': mkdtemp's random suffix sometimes produced both.
+    """
+    while True:
+        d = Path("/tmp") / f"{prefix}-{secrets.token_hex(4)}"
+        try:
+            d.mkdir(mode=0o700)
+            return d
+        except FileExistsError:
+            continue
+
+
 class Scratch:
     """A private directory with its own LABKIT_HOME, runtime state and bundles."""
 
     def __init__(self, prefix: str = "lkbench") -> None:
         self.tag = f"{prefix}-{secrets.token_hex(3)}"
-        self.dir = Path(tempfile.mkdtemp(prefix=self.tag + "-"))
+        self.dir = scratch_dir(self.tag)
         self.home = self.dir / "labkit-home"
         self.extra_cleanup: list = []
         os.environ["LABKIT_HOME"] = str(self.home)

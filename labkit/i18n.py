@@ -9,11 +9,15 @@ or ``LANG`` starting with ``en``).
 """
 from __future__ import annotations
 
-import gettext
 import os
-from pathlib import Path
 
-LOCALE_DIR = Path(__file__).parent / "locale"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import gettext
+
+# gettext (and the re module it brings) is imported on the first translated message only:
+# a successful `labkit run` shows none, and each import shows in its start-up time.
+LOCALE_DIR = os.path.join(os.path.dirname(__file__), "locale")
 DOMAIN = "labkit"
 _translation: gettext.NullTranslations | None = None
 
@@ -31,6 +35,8 @@ def language() -> str:
 def _load() -> gettext.NullTranslations:
     global _translation
     if _translation is None:
+        import gettext
+
         if language() == "en":
             _translation = gettext.NullTranslations()
         else:

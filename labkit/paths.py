@@ -2,18 +2,28 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def home_str() -> str:
+    """:func:`home` as a string, for the ``labkit run`` path that does not import pathlib."""
+    env = os.environ.get("LABKIT_HOME")
+    if env:
+        return env if os.path.isabs(env) else os.path.join(os.getcwd(), env)
+    if os.geteuid() == 0:
+        return "/var/lib/labkit"
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(xdg, "labkit")
 
 
 def home() -> Path:
     """The state directory: images, layers, containers and the engine socket."""
-    env = os.environ.get("LABKIT_HOME")
-    if env:
-        return Path(env).absolute()
-    if os.geteuid() == 0:
-        return Path("/var/lib/labkit")
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(xdg) / "labkit"
+    from pathlib import Path
+
+    return Path(home_str())
 
 
 def images_dir(root: Path | None = None) -> Path:
@@ -28,5 +38,8 @@ def containers_dir(root: Path | None = None) -> Path:
     return (root or home()) / "containers"
 
 
+SOCKET_NAME = "engine.sock"
+
+
 def engine_socket(root: Path | None = None) -> Path:
-    return (root or home()) / "engine.sock"
+    return (root or home()) / SOCKET_NAME

@@ -7,7 +7,10 @@ without importing the whole API: every millisecond of start-up shows in
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 from .errors import LabkitError
 from .i18n import _

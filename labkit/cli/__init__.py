@@ -4,17 +4,18 @@ Each area registers its verbs from its own module (``containers.py``,
 ``images.py``, ``slices.py``, ``system.py``...) through ``register(sub)``,
 where ``sub`` is argparse's subparsers object; a verb sets
 ``func=handler`` with ``handler(args) -> int``. Handlers import what they
-need lazily: the command must start fast (see ``bench/``).
+need lazily: the command must start fast (see ``bench/``). For the same
+reason argparse itself is imported only when needed: the everyday
+``labkit run IMAGE CMD`` is parsed by :func:`.run_flags.parse_run`, from the
+same table of flags.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
 
 from ..errors import LabkitError
-from ..i18n import _, ngettext
+from ..i18n import _
 
 # Modules that add verbs; a missing one is skipped so areas can land apart.
 AREAS = ("containers", "images", "build", "registry", "slices", "system")
@@ -32,15 +33,19 @@ VERBS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints English; keep ours
-        self.print_usage(sys.stderr)
-        sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": message} + "\n")
-        sys.exit(125)
+def build_parser(verb: str | None = None):
+    """The command's argparse parser; for a known ``verb``, only the areas that verb needs."""
+    import argparse
+    import importlib
 
+    from ..i18n import ngettext
 
-def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The command's parser; for a known ``verb``, only the areas that verb needs."""
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # argparse prints English; keep ours
+            self.print_usage(sys.stderr)
+            sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": message} + "\n")
+            sys.exit(125)
+
     # argparse's own texts (usage, headings, its errors) go through labkit's catalog too
     argparse._ = _
     argparse.ngettext = ngettext
@@ -62,11 +67,20 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0 if args.command is None else 125
+    args = None
+    if argv and argv[0] == "run":
+        from .containers import cmd_run
+        from .run_flags import parse_run
+
+        args = parse_run(argv[1:])
+        if args is not None:
+            args.func = cmd_run
+    if args is None:
+        parser = build_parser(argv[0] if argv and not argv[0].startswith("-") else None)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if args.command is None else 125
     try:
         return int(args.func(args) or 0)
     except LabkitError as exc:

@@ -1,7 +1,6 @@
 """Container verbs: run, ps, logs, stop, kill, rm, exec, inspect, prune, engine."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -11,30 +10,18 @@ from ..i18n import _, ngettext
 
 
 def register(sub) -> None:
+    import argparse
+
+    from .run_flags import PROCESS_FLAGS, RUN_FLAGS, add_to
+
     p = sub.add_parser("run", help=_("Create and run a new container from an image"))
-    _process_flags(p)
-    p.add_argument("-d", "--detach", action="store_true", help=_("run in the background and print the container ID"))
-    p.add_argument("--rm", action="store_true", help=_("remove the container when it exits"))
-    p.add_argument("--name", help=_("assign a name to the container"))
-    p.add_argument("--hostname", help=_("container host name"))
-    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help=_("bind mount a host path into the container"))
-    p.add_argument("--entrypoint", help=_("overwrite the default ENTRYPOINT of the image"))
-    p.add_argument("--network", default="none", choices=["none", "host"],
-                   help=_("network: none (its own namespace, only lo; default) or host"))
-    p.add_argument("-m", "--memory", help=_("memory limit (e.g. 64m)"))
-    p.add_argument("--memory-swap", help=_("memory plus swap limit; -1 for unlimited swap"))
-    p.add_argument("--cpus", help=_("number of CPUs (e.g. 0.5 = half a core)"))
-    p.add_argument("-c", "--cpu-shares", type=int, help=_("CPU shares (relative weight, default 1024)"))
-    p.add_argument("--cpuset-cpus", help=_("CPUs in which to allow execution (e.g. 0-1, 0)"))
-    p.add_argument("--pids-limit", type=int, default=2048,
-                   help=_("maximum number of processes (default 2048; 0 or -1 for unlimited)"))
+    add_to(p, RUN_FLAGS)
     p.add_argument("image", metavar=_("IMAGE"))
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar=_("COMMAND"))
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("exec", help=_("Run a command in a running container"))
-    _process_flags(p)
+    add_to(p, PROCESS_FLAGS)
     p.add_argument("container", metavar=_("CONTAINER"))
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar=_("COMMAND"))
     p.set_defaults(func=cmd_exec)
@@ -80,15 +67,6 @@ def register(sub) -> None:
     p = sub.add_parser("engine", help=_("Manage the labkit engine"))
     p.add_argument("action", choices=["status", "stop", "start"])
     p.set_defaults(func=cmd_engine)
-
-
-def _process_flags(p) -> None:
-    p.add_argument("-i", "--interactive", action="store_true", help=_("keep STDIN open"))
-    p.add_argument("-t", "--tty", action="store_true", help=_("allocate a pseudo-TTY"))
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
-                   help=_("set environment variables"))
-    p.add_argument("-w", "--workdir", help=_("working directory inside the container"))
-    p.add_argument("-u", "--user", help=_("username or UID (format: name|uid[:group|gid])"))
 
 
 def _stdio(args) -> tuple[list[int], list[int]]:

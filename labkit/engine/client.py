@@ -5,7 +5,6 @@ import os
 import socket
 import sys
 import time
-from pathlib import Path
 
 from .. import paths
 from ..errors import Conflict, LabkitError, NotFound
@@ -15,7 +14,12 @@ from . import protocol
 _ERRORS = {"NotFound": NotFound, "Conflict": Conflict}
 
 
-def _connect(path: Path) -> socket.socket:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _connect(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(str(path))
@@ -25,7 +29,7 @@ def _connect(path: Path) -> socket.socket:
     return sock
 
 
-def start_engine(home: Path) -> None:
+def start_engine(home: str | Path) -> None:
     """Start the engine for ``home`` in the background and wait until it serves."""
     if os.geteuid() != 0:
         raise LabkitError(_("labkit needs root to create namespaces, mounts and cgroups "
@@ -36,12 +40,14 @@ def start_engine(home: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "labkit.engine", "--home", str(home)],
                             stdin=subprocess.DEVNULL, close_fds=True)
     if result.returncode != 0:
-        raise LabkitError(_("the labkit engine did not start; see %(log)s") % {"log": home / "engine.log"})
+        raise LabkitError(_("the labkit engine did not start; see %(log)s")
+                          % {"log": os.path.join(home, "engine.log")})
 
 
 def connect(home: Path | None = None, autostart: bool = True) -> socket.socket:
-    home = (home or paths.home()).absolute()
-    sock_path = paths.engine_socket(home)
+    # strings, not pathlib: `labkit run` never imports it (see paths.home_str)
+    home = os.path.abspath(home) if home else paths.home_str()
+    sock_path = os.path.join(home, paths.SOCKET_NAME)
     try:
         return _connect(sock_path)
     except PermissionError:  # the socket is root-only
@@ -58,7 +64,7 @@ def connect(home: Path | None = None, autostart: bool = True) -> socket.socket:
         except (FileNotFoundError, ConnectionRefusedError):
             if time.monotonic() > deadline:
                 raise LabkitError(_("the labkit engine did not start; see %(log)s")
-                                  % {"log": home / "engine.log"}) from None
+                                  % {"log": os.path.join(home, "engine.log")}) from None
             time.sleep(0.01)
 
 

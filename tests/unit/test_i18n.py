@@ -30,7 +30,7 @@ def env_with(**values: str) -> dict[str, str]:
 
 
 def messages_in_code() -> tuple[list[tuple[str, str]], list[str]]:
-    """Every ``_("...")`` / ``ngettext("...", "...", n)`` literal in labkit/ as (msgid, where),
+    """Every ``_("...")`` / ``N_("...")`` / ``ngettext("...", "...", n)`` literal in labkit/ as (msgid, where),
     and the calls of ``_`` with a text built at run time (f-string, ``%``, ``+``), which can
     never be found in a catalog."""
     found: list[tuple[str, str]] = []
@@ -43,12 +43,12 @@ def messages_in_code() -> tuple[list[tuple[str, str]], list[str]]:
                 continue
             func = node.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name not in ("_", "ngettext"):
+            if name not in ("_", "N_", "ngettext"):
                 continue
             where = f"{rel}:{node.lineno}"
             first = node.args[0]
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                if name == "_":
+                if name in ("_", "N_"):
                     found.append((first.value, where))
                 elif len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
                     found.append((first.value + "\0" + node.args[1].value, where))
