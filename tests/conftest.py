@@ -6,6 +6,7 @@ so a test run never touches ``/var/lib/labkit``.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 
@@ -20,7 +21,22 @@ def _labkit_parents() -> set[str]:
 
 
 _PARENTS_BEFORE = _labkit_parents()  # e.g. a learner's own engine with running containers
-_HOME = tempfile.mkdtemp(prefix="labkit-test-")
+def _private_home() -> str:
+    """A new directory under the temp dir, named in lowercase hex only.
+
+    podman names an image pulled from ``oci:PATH`` after PATH, and rejects a
+    name part that ends in '_' (which mkdtemp's random suffix sometimes does).
+    """
+    while True:
+        path = os.path.join(tempfile.gettempdir(), f"labkit-test-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+_HOME = _private_home()
 os.environ["LABKIT_HOME"] = _HOME
 os.environ.setdefault("LABKIT_LANG", "pt_BR")
 

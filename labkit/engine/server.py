@@ -45,6 +45,7 @@ class Engine:
         self.running = True
         self._store = None
         self._cgroups = None
+        self.spare: spawn.Spare | None = None  # the next container's PID 1, made ahead
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -102,6 +103,8 @@ class Engine:
                     continue
             if st["Status"] in ("running", "created"):
                 self._finish(rec, None, _("the engine stopped; the exit status was lost"))
+        # cgroups of this home that no container owns: a killed engine's spare, a half-made start
+        self._remove_parent_cgroups(self._inventory_ids())
 
     # -- the loop ---------------------------------------------------------------
     def serve(self, listener: socket.socket) -> None:
@@ -252,23 +255,24 @@ class Engine:
         try:
             cg = self.cgroups.open(rec.cgroup_name)
             oom = cg.oom_killed()  # read before the cgroup goes away
-            cg.kill()
-            cg.remove()
+            cg.remove()  # kills whatever is left first
         except Exception:  # noqa: BLE001 - cleanup goes on
             traceback.print_exc()
         st.update(Status="exited", Running=False, Pid=0, FinishedAt=now(),
                   ExitCode=255 if code is None else code, OOMKilled=bool(oom))
         if error:
             st["Error"] = error
-        rec.save()
         if rec.data["HostConfig"].get("AutoRemove"):
             self._delete(rec)  # before replying: `run --rm` / `rm -f` return once it is gone
+        else:
+            rec.save()
         reply = {"ok": True, "exit_code": st["ExitCode"], "oom_killed": st["OOMKilled"]}
         for conn, kind in self.waiters.pop(rec.id, []):
             self._reply_and_close(conn, reply)
         for conn, cid in list(self.attached.items()):
             if cid == rec.id:
                 self._reply_and_close(conn, reply)
+        self.later(0, self._ensure_spare)
 
     def _delete(self, rec: Record) -> None:
         self.records.pop(rec.id, None)
@@ -289,7 +293,56 @@ class Engine:
             pass
 
     def op_ping(self, msg, fds, conn):
-        return {"ok": True, "pid": os.getpid(), "home": str(self.home)}
+        spare = {"id": self.spare.cid, "pid": self.spare.pid} if self.spare else None
+        return {"ok": True, "pid": os.getpid(), "home": str(self.home), "spare": spare}
+
+    # -- the spare: the next container's PID 1, made while the engine is idle ---------------
+    def _ensure_spare(self) -> None:
+        if self.spare is not None or not self.running or os.environ.get("LABKIT_SPAWN") == "fork":
+            return
+        from ..kernel.cgroups import Limits
+
+        cid = secrets.token_hex(32)
+        name = f"labkit/{cid}"
+        with open(self.home / "inventory", "a") as inv:  # listed first: a killed engine's spare is pruned
+            inv.write(f"{cid} {name}\n")
+        cgroup = self.cgroups.open(name, must_exist=False)
+        try:  # the spare makes its cgroup itself; the run's limits come later
+            self.spare = spawn.make_spare(cid, cgroup, lambda: self.cgroups.create(name, Limits.partial()))
+        except Exception:  # noqa: BLE001 - without a spare, containers start the usual way
+            traceback.print_exc()
+
+    def _take_spare(self, cfg: dict) -> spawn.Spare | None:
+        """The spare, if it fits this request: its own network, no volumes.
+
+        A spare's mount namespace is a copy of the host's from when it was
+        made; a volume's source may be a mount made since then.
+        """
+        spare = self.spare
+        if spare is None or cfg.get("volumes") or (cfg.get("network") or "none") != "none":
+            return None
+        self.spare = None
+        return spare
+
+    def _discard_spare(self, spare: spawn.Spare) -> None:
+        """Stop a spare that will not run (engine stopping, or a failed start): leave nothing.
+
+        It is killed through its cgroup, which also waits until it is gone.
+        """
+        spare.used = True
+        spare.sock.close()  # a spare that is still waiting sees EOF and leaves
+        self._remove_spare_cgroup(spare.cgroup)
+        try:
+            os.waitpid(spare.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already
+            pass
+
+    def _remove_spare_cgroup(self, cgroup) -> None:
+        try:
+            cgroup.kill()
+            cgroup.remove()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
 
     def op_run(self, msg, fds, conn):
         cfg = msg["config"]
@@ -325,7 +378,18 @@ class Engine:
             raise LabkitError(_("no command specified"))
         env = dict(e.split("=", 1) for e in icfg.get("Env") or [] if "=" in e)
         env.setdefault("PATH", DEFAULT_PATH)
-        cid = secrets.token_hex(32)
+        spare = self._take_spare(cfg)
+        try:
+            return self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare)
+        except BaseException:
+            if spare is not None and not spare.used:
+                self._discard_spare(spare)
+            raise
+        finally:
+            self.later(0 if cfg.get("detach") else 0.05, self._ensure_spare)
+
+    def _run(self, cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare):
+        cid = spare.cid if spare is not None else secrets.token_hex(32)
         hostname = cfg.get("hostname") or cid[:12]
         env["HOSTNAME"] = hostname
         env.setdefault("HOME", "/root")
@@ -365,10 +429,20 @@ class Engine:
         })
         rec.save()
         self.records[cid] = rec
-        with open(self.home / "inventory", "a") as inv:  # every container ever made here, for audits
-            inv.write(f"{cid} {rec.cgroup_name}\n")
+        if spare is not None:
+            try:
+                spare.wait_ready()  # its cgroup exists from then on
+            except OSError:  # it died: start the usual way (same id, a new cgroup)
+                self._discard_spare(spare)
+                spare = None
         try:
-            cgroup = self.cgroups.create(rec.cgroup_name, limits)
+            if spare is not None:  # listed in the inventory since it was made
+                cgroup = spare.cgroup
+                cgroup.set_limits(limits, creating=True)
+            else:
+                with open(self.home / "inventory", "a") as inv:  # every container ever made here, for audits
+                    inv.write(f"{cid} {rec.cgroup_name}\n")
+                cgroup = self.cgroups.create(rec.cgroup_name, limits)
         except BaseException:
             self._delete(rec)
             raise
@@ -398,7 +472,16 @@ class Engine:
                         "winsize": cfg.get("winsize")},
         }
         try:
-            pid, error = spawn.start(spec, cgroup)
+            pid = 0
+            if spare is not None:
+                spare.used = True
+                try:
+                    pid, error = spawn.start_spare(spare, spec, i18n.language())
+                except OSError:  # the spare died before its start: the usual way, in a new cgroup
+                    self._discard_spare(spare)
+                    cgroup = self.cgroups.create(rec.cgroup_name, limits)
+            if not pid:
+                pid, error = spawn.start(spec, cgroup)
             master = self._console_master(console, error)
         finally:
             for fd in opened:
@@ -523,13 +606,8 @@ class Engine:
 
     def op_prune(self, msg, fds, conn):
         removed = []
-        known = {entry.name for entry in self.cdir.iterdir()}
+        known = {entry.name for entry in self.cdir.iterdir()} | self._inventory_ids()
         inventory = self.home / "inventory"
-        try:
-            with open(inventory) as f:
-                known |= {line.split()[0] for line in f if line.strip()}
-        except FileNotFoundError:
-            pass
         for rec in list(self.records.values()):
             if not rec.running:
                 removed.append(rec.id)
@@ -543,6 +621,8 @@ class Engine:
         self._remove_parent_cgroups(known)
         with open(inventory.with_suffix(".tmp"), "w") as f:  # forget what is fully gone
             f.writelines(f"{r.id} {r.cgroup_name}\n" for r in self.records.values())
+            if self.spare is not None:
+                f.write(f"{self.spare.cid} {self.spare.cgroup.name}\n")
         os.replace(inventory.with_suffix(".tmp"), inventory)
         return {"ok": True, "removed": removed}
 
@@ -594,6 +674,14 @@ class Engine:
         self.running = False
         return {"ok": True}
 
+    def _inventory_ids(self) -> set[str]:
+        """Every container id (and spare) this home ever made, from ``$LABKIT_HOME/inventory``."""
+        try:
+            with open(self.home / "inventory") as f:
+                return {line.split()[0] for line in f if line.strip()}
+        except FileNotFoundError:
+            return set()
+
     # -- shutdown ---------------------------------------------------------------------
     def _remove_parent_cgroups(self, known: set[str] = frozenset()) -> None:
         """Remove cgroups left by this home's containers that no longer run.
@@ -602,6 +690,8 @@ class Engine:
         cgroups named after containers of *this* home are touched.
         """
         owned = {r.cgroup_name for r in self.records.values() if r.running}
+        if self.spare is not None:
+            owned.add(self.spare.cgroup.name)
         mine = {f"labkit/{cid}" for cid in known | set(self.records)}
         try:
             for name in self.cgroups.list("labkit"):
@@ -615,6 +705,9 @@ class Engine:
 
     def shutdown(self) -> None:
         """Stop every container (as dockerd does without live-restore), then leave."""
+        if self.spare is not None:
+            spare, self.spare = self.spare, None
+            self._discard_spare(spare)
         for rec in list(self.records.values()):
             if rec.running:
                 self._signal(rec, signal.SIGKILL)

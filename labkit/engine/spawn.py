@@ -1,22 +1,31 @@
-"""Starting a container process: fork, unshare, fork again, build the root, exec.
+"""Starting a container process: new namespaces, the cgroup, the root, exec.
 
 The engine calls :func:`start` (a new container) or :func:`start_exec` (a
-process in an existing container). Both use the same two-step shape:
+process in an existing container).
 
-1. ``fork()`` → child A joins the container's cgroup, then ``unshare()``s
-   the namespaces (or ``setns()`` joins them). A new PID namespace applies to
-   A's *children*, so
-2. A ``fork()``s again: child B is PID 1 of the container. A reports B's pid
-   and exits; B is re-parented to the engine (a child subreaper), which reaps
-   it and records its exit code. No helper process stays behind.
+- A new container's PID 1 usually comes from a **spare** (:class:`Spare`,
+  :func:`make_spare`, :func:`start_spare`): while idle, the engine
+  ``clone()``s itself into a new PID namespace; that child makes the
+  container's cgroup, joins it, ``unshare()``s the mount, UTS, IPC,
+  network and cgroup namespaces and waits. ``run`` sends it the spec.
+- Without a spare (the first container, ``--network host``, volumes),
+  :func:`start` makes PID 1 with one ``clone(2)`` carrying every
+  ``CLONE_NEW*`` flag; the child joins its cgroup, then unshares the cgroup
+  namespace. ``LABKIT_SPAWN=fork`` selects the portable two-step shape that
+  :func:`start_exec` always uses: ``fork()`` → child A joins the cgroup and
+  ``unshare()``s (or ``setns()``s), A ``fork()``s B and exits; a new PID
+  namespace applies to A's *children*, so B is PID 1.
 
-B builds the root filesystem, drops privileges and ``execve()``s the
-command. Until exec, errors travel back on a close-on-exec pipe: reading EOF
-there means the exec succeeded.
+Either way PID 1 is re-parented to, or born of, the engine (a child
+subreaper), which reaps it and records its exit code. It builds the root
+filesystem, drops privileges and ``execve()``s the command. Until exec,
+errors travel back on a close-on-exec pipe: reading EOF there means the
+exec succeeded.
 """
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -31,6 +40,7 @@ from . import rootfs
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
 
 
 def _reset_signals() -> None:
@@ -174,9 +184,10 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))  # SIOCSIFFLAGS, IFF_UP
 
 
-def _child_b_new(spec: dict, errfd: int) -> None:
+def _child_b_new(spec: dict, errfd: int, loopback: bool = True) -> None:
     try:
-        _loopback_up()
+        if loopback:
+            _loopback_up()
         rootfs.build(spec["rootfs"])
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"])
@@ -229,6 +240,7 @@ def _read_report(err_r: int) -> dict | None:
 def _launch(prepare, run_b) -> tuple[int, dict | None]:
     """Run the A/B dance; return B's host pid and B's error report (None if exec'd)."""
     i18n._load()  # B translates its errors after pivot_root, when the catalog file is out of reach
+    seccomp.program()
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_a = os.fork()
@@ -272,6 +284,7 @@ def start(spec: dict, cgroup) -> tuple[int, dict | None]:
 
 def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, dict | None]:
     i18n._load()  # the child translates its errors after pivot_root
+    seccomp.program()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
         pid = namespaces.clone(flags)
@@ -296,6 +309,125 @@ def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, 
         os._exit(125)
     os.close(err_w)
     return pid, _read_report(err_r)
+
+
+class Spare:
+    """A container's PID 1 made ahead of time: in its namespaces and cgroup, waiting for a spec.
+
+    The slow part of a start does not depend on the request: copying the
+    engine, making the namespaces and, above all, joining the cgroup. On
+    cgroup v1 a write to ``cgroup.procs`` waits for an RCU grace period,
+    10-15 ms when containers start seconds apart. So while it is idle the
+    engine ``clone()``s one spare into a new PID namespace (its PID 1). The
+    spare makes its cgroup, joins it, ``unshare()``s the other namespaces and
+    waits on a socket. ``run`` sends it the spec, with the client's stdio
+    (``SCM_RIGHTS``); it builds the root, drops privileges and execs. The
+    spare's id becomes the container's id.
+    """
+
+    def __init__(self, pid: int, sock: socket.socket, cid: str, cgroup) -> None:
+        self.pid, self.sock, self.cid, self.cgroup = pid, sock, cid, cgroup
+        self.ready = False
+        self.used = False  # handed a spec (or discarded): the engine no longer owns it as a spare
+
+    def wait_ready(self, timeout: float = 5.0) -> None:
+        """Wait until it is in its cgroup and namespaces; OSError if it died first."""
+        if not self.ready:
+            self.sock.settimeout(timeout)
+            if self.sock.recv(1) != b"r":
+                raise ConnectionError("the spare container process exited")
+            self.sock.settimeout(None)
+            self.ready = True
+
+
+def make_spare(cid: str, cgroup, create_cgroup) -> Spare:
+    """Clone a spare PID 1 for a container with its own namespaces (network included).
+
+    The engine pays only for the ``clone()`` of itself into a new PID
+    namespace; the spare makes its cgroup (``create_cgroup()``), joins it
+    and makes the other namespaces while the engine goes on.
+    """
+    from . import protocol
+
+    flags = namespaces.flags_for(namespaces.CONTAINER_NAMESPACES)
+    i18n._load()
+    seccomp.program()  # assembled once, in the engine: every spare gets a copy
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        pid = namespaces.clone(flags & namespaces.CLONE_NEWPID)
+    except OSError:
+        mine.close()
+        theirs.close()
+        raise
+    if pid != 0:
+        theirs.close()
+        return Spare(pid, mine, cid, cgroup)
+    # PID 1 of a new PID namespace: never returns into the engine
+    try:
+        mine.close()
+        _reset_signals()
+        from ..kernel.libc import check, libc
+
+        check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")  # see _fork_twice
+        libc.prctl(PR_SET_NAME, b"labkit-spare", 0, 0, 0)  # what `ps -o comm` and top show
+        # It may wait for minutes: the engine's listening socket and its clients' connections
+        # must not stay open here. Nothing below collects garbage, so no finalizer can close
+        # a descriptor number that is reused later.
+        gc.disable()
+        keep = theirs.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
+        create_cgroup()
+        cgroup.attach(0)  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
+        namespaces.unshare(flags & ~namespaces.CLONE_NEWPID)
+        _loopback_up()
+        os.write(theirs.fileno(), b"r")
+    except BaseException:  # noqa: BLE001 - the engine sees the socket close and starts the usual way
+        os._exit(125)
+    try:
+        msg, fds = protocol.recv(theirs)
+    except BaseException:  # noqa: BLE001 - the engine closed the socket: nothing to run
+        os._exit(0)
+    errfd = fds[0] if fds else -1
+    try:
+        theirs.close()
+        os.set_inheritable(errfd, False)  # SCM_RIGHTS gives no O_CLOEXEC: EOF there must mean "exec'd"
+        if msg.get("lang") and msg["lang"] != i18n.language():
+            os.environ["LABKIT_LANG"] = msg["lang"]  # before pivot_root: the catalog is still in reach
+            i18n.reset()
+            i18n._load()
+        spec = msg["spec"]
+        proc = spec["process"]
+        if proc.get("console") is not None:
+            proc["console"] = fds[1]
+        else:
+            proc["stdio"] = fds[1:4]
+        _child_b_new(spec, errfd, loopback=False)
+    except BaseException as exc:  # noqa: BLE001
+        _report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
+    os._exit(125)
+
+
+def start_spare(spare: Spare, spec: dict, lang: str) -> tuple[int, dict | None]:
+    """Send ``spec`` to ``spare``; like :func:`start`, return its pid and error report.
+
+    Raises OSError when the spare is gone (the caller then starts the usual way).
+    """
+    from . import protocol
+
+    spare.wait_ready()
+    proc = spec["process"]
+    passed = [proc["console"]] if proc.get("console") is not None else list(proc["stdio"])
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        protocol.send(spare.sock, {"spec": spec, "lang": lang}, [err_w, *passed])
+    except OSError:
+        os.close(err_r)
+        raise
+    finally:
+        os.close(err_w)
+        spare.sock.close()
+    return spare.pid, _read_report(err_r)
 
 
 def start_exec(pid: int, proc: dict, cgroup) -> tuple[int, dict | None]:

@@ -74,7 +74,22 @@ class Record:
         os.replace(tmp, self.dir / "container.json")
 
     def delete(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # The usual container left only the files the engine made, and empty overlay
+        # directories: remove those directly, which costs a fraction of rmtree's walk.
+        d = str(self.dir)
+        try:
+            for name in ("container.json", "container.json.tmp", "container.log"):
+                try:
+                    os.unlink(os.path.join(d, name))
+                except FileNotFoundError:
+                    pass
+            for sub in ("upper", "work/work", "work", "rootfs", "empty", ""):
+                try:
+                    os.rmdir(os.path.join(d, sub))
+                except FileNotFoundError:
+                    pass
+        except OSError:  # files written in the container (upper/), or anything else
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: Path) -> "Record | None":

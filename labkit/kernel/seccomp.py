@@ -317,6 +317,17 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+_programs: dict[str, bytes] = {}
+
+
+def program(profile: str = "default") -> bytes:
+    """The assembled filter, built once per process: the engine builds it, and every
+    container process it copies starts with it ready."""
+    if profile not in _programs:
+        _programs[profile] = assemble(build(profile))
+    return _programs[profile]
+
+
 def install(profile: str = "default") -> None:
     """Install the filter on the calling thread; it stays for its execs and children.
 
@@ -325,7 +336,7 @@ def install(profile: str = "default") -> None:
     """
     if profile == "unconfined":
         return
-    code = assemble(build(profile))
+    code = program(profile)
     buf = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(code) // 8, ctypes.cast(buf, ctypes.c_void_p))
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0),

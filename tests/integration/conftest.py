@@ -22,7 +22,17 @@ def _mounts() -> set[str]:
         return {" ".join(line.split()[3:5]) for line in f}
 
 
-def _cgroups() -> set[str]:
+def _spare() -> dict:
+    """The engine's spare (the next container's PID 1, made ahead): not a leftover."""
+    from labkit.engine import client
+
+    try:
+        return client.request({"op": "ping"}).get("spare") or {}
+    except Exception:  # noqa: BLE001 - no engine: no spare
+        return {}
+
+
+def _cgroups(spare: dict) -> set[str]:
     """Cgroup directories of this home's containers (the engine's ``inventory``)
     that exist although their container is not running, plus anything else named
     ``*labkit*`` except the ``labkit`` parent that every engine on the machine shares
@@ -36,6 +46,8 @@ def _cgroups() -> set[str]:
         for d in dirs:
             if "labkit" in d and d != "labkit":
                 found.add(os.path.join(root, d))
+        if spare and root.endswith("/labkit"):
+            found.discard(os.path.join(root, spare["id"]))
         if depth >= 3:
             dirs[:] = []
     try:
@@ -53,6 +65,8 @@ def _cgroups() -> set[str]:
                     running.add(name)
         except OSError:
             pass
+    if spare:
+        running.add(f"labkit/{spare['id']}")
     for ctrl in os.listdir("/sys/fs/cgroup"):
         for name in names - running:
             if os.path.isdir(os.path.join("/sys/fs/cgroup", ctrl, name)):
@@ -60,7 +74,7 @@ def _cgroups() -> set[str]:
     return found
 
 
-def _engine_descendants() -> set[int]:
+def _engine_descendants(spare: dict) -> set[int]:
     import psutil
 
     from labkit import paths
@@ -73,7 +87,7 @@ def _engine_descendants() -> set[int]:
                 pids.update(child.pid for child in proc.children(recursive=True))
         except psutil.Error:
             continue
-    return pids
+    return pids - {spare.get("pid")}
 
 
 def _state_dirs() -> set[str]:
@@ -84,7 +98,8 @@ def _state_dirs() -> set[str]:
 
 
 def snapshot() -> dict:
-    return {"mounts": _mounts(), "cgroups": _cgroups(), "processes": _engine_descendants(),
+    spare = _spare()
+    return {"mounts": _mounts(), "cgroups": _cgroups(spare), "processes": _engine_descendants(spare),
             "state dirs": _state_dirs()}
 
 

@@ -36,7 +36,7 @@ def engine_pids() -> list[int]:
             cmd = proc.info["cmdline"] or []
         except psutil.Error:
             continue
-        if "labkit.engine" in cmd and home in cmd:
+        if "labkit.engine" in cmd and home in cmd and proc.name() != "labkit-spare":
             found.append(proc.pid)
     return found
 

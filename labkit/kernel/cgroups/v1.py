@@ -190,9 +190,10 @@ class V1Backend:
     def __init__(self, mounts: dict[str, str]) -> None:
         self.roots = {c: mounts[c] for c in CONTROLLERS if c in mounts}
 
-    def open(self, name: str) -> V1Cgroup:
+    def open(self, name: str, must_exist: bool = True) -> V1Cgroup:
+        """A handle on cgroup ``name``; ``must_exist=False`` for one about to be created."""
         cg = V1Cgroup(name, self.roots)
-        if not cg.exists():
+        if must_exist and not cg.exists():
             raise NotFound(_("no such cgroup: %(name)s") % {"name": cg.name})
         return cg
 

@@ -203,9 +203,10 @@ class V2Backend:
     def __init__(self, root: str = "/sys/fs/cgroup") -> None:
         self.root = root
 
-    def open(self, name: str) -> V2Cgroup:
+    def open(self, name: str, must_exist: bool = True) -> V2Cgroup:
+        """A handle on cgroup ``name``; ``must_exist=False`` for one about to be created."""
         cg = V2Cgroup(name, self.root)
-        if not cg.exists():
+        if must_exist and not cg.exists():
             raise NotFound(_("no such cgroup: %(name)s") % {"name": cg.name})
         return cg
 

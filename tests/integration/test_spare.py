@@ -1,0 +1,169 @@
+"""The engine's spare: the next container's PID 1, made ahead of the request.
+
+While idle, the engine clones one process into a new PID namespace; it makes
+its cgroup, joins it, unshares the other namespaces and waits for a spec
+(``labkit.engine.spawn.Spare``). These tests check that ``run`` really uses it,
+that it is as isolated as any container's PID 1 before and after, that the
+cases it cannot serve start the usual way, and that it leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit import paths
+from labkit.engine import client
+from labkit.errors import LabkitError
+from labkit.kernel import capabilities
+
+pytestmark = pytest.mark.root
+if os.environ.get("LABKIT_SPAWN") == "fork":
+    pytest.skip("LABKIT_SPAWN=fork: the engine makes no spare", allow_module_level=True)
+
+LABKIT = str(Path(sys.executable).parent / "labkit")
+
+
+def spare(timeout: float = 5.0) -> dict:
+    """The engine's current spare; one container run first makes the engine want one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = client.request({"op": "ping"}).get("spare")
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError("the engine made no spare")
+        labkit.run("busybox", ["true"])
+        time.sleep(0.1)
+
+
+def cgroup_dirs(cid: str) -> list[str]:
+    found = []
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        d = os.path.join("/sys/fs/cgroup", ctrl, "labkit", cid)
+        if os.path.isdir(d):
+            found.append(d)
+    if os.path.isdir(f"/sys/fs/cgroup/labkit/{cid}"):  # cgroup v2
+        found.append(f"/sys/fs/cgroup/labkit/{cid}")
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_run_takes_the_spare_and_the_engine_makes_the_next():
+    s = spare()
+    r = labkit.run("busybox", ["hostname"])
+    assert r.exit_code == 0
+    assert r.stdout.strip() == s["id"][:12], "the container did not start from the spare"
+    nxt = spare()
+    assert nxt["id"] != s["id"] and nxt["pid"] != s["pid"]
+
+
+def read_status(pid: int) -> dict:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_detached_container_from_the_spare_is_isolated_like_any_other(detached):
+    s = spare()
+    ctr = detached("sleep 300", memory="64m", pids_limit=30, hostname="de-reserva")
+    assert ctr.id == s["id"]
+    assert ctr.pid == s["pid"]
+    for ns in ("mnt", "uts", "ipc", "net", "pid", "cgroup"):
+        assert os.readlink(f"/proc/{ctr.pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), \
+            f"{ns} namespace shared with the host"
+    assert ctr.exec("hostname").stdout == "de-reserva\n"
+    inside = ctr.exec("cat /proc/self/cgroup").stdout.splitlines()
+    assert inside and all(line.endswith(":/") for line in inside), \
+        f"the cgroup namespace root is not the container's cgroup: {inside}"
+    status = read_status(ctr.pid)
+    assert status["NSpid"].split()[-1] == "1"
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"
+    assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == capabilities.mask(capabilities.DEFAULT)
+    # PID 1 holds only 0, 1 and 2: neither the engine's descriptors nor the spare's socket
+    assert set(os.listdir(f"/proc/{ctr.pid}/fd")) == {"0", "1", "2"}
+    # the run's limits reached the spare's cgroup
+    stats = ctr.stats()
+    assert stats["memory_limit"] == 64 * 1024 * 1024
+    assert stats["pids_limit"] == 30
+
+
+def test_a_waiting_spare_holds_no_engine_descriptor():
+    s = spare()
+    fds = os.listdir(f"/proc/{s['pid']}/fd")
+    targets = sorted(os.readlink(f"/proc/{s['pid']}/fd/{fd}") for fd in fds)
+    # 0 and 1 (/dev/null) and 2 (the engine's log) as the engine has them, and its socket
+    assert len(fds) == 4, targets
+    assert sum(t.startswith("socket:") for t in targets) == 1, targets
+    status = read_status(s["pid"])
+    assert status["Name"] == "labkit-spare"
+    assert status["NSpid"].split()[-1] == "1", "the spare is not PID 1 of its own namespace"
+    with open(f"/proc/{s['pid']}/cgroup") as f:
+        assert f"/labkit/{s['id']}" in f.read()
+    assert cgroup_dirs(s["id"]), "the spare has no cgroup"
+    for ns in ("mnt", "uts", "ipc", "net", "pid", "cgroup"):
+        assert os.readlink(f"/proc/{s['pid']}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+
+
+@pytest.mark.parametrize("how", ["volume", "host network"])
+def test_requests_a_spare_cannot_serve_start_the_usual_way(tmp_path, how):
+    s = spare()
+    kw = {"volumes": [f"{tmp_path}:/data"]} if how == "volume" else {"network": "host"}
+    r = labkit.run("busybox", ["hostname"], **kw)
+    assert r.exit_code == 0
+    if how == "volume":
+        assert r.stdout.strip() != s["id"][:12]
+    assert client.request({"op": "ping"})["spare"]["id"] == s["id"], "the spare was spent"
+
+
+def test_a_failed_start_from_the_spare_leaves_nothing():
+    s = spare()
+    with pytest.raises(LabkitError, match="nao-existe") as err:
+        labkit.run("busybox", ["nao-existe"])
+    assert err.value.exit_code == 127
+    assert cgroup_dirs(s["id"]) == []
+    assert not (Path(paths.home()) / "containers" / s["id"]).exists()
+    assert not alive(s["pid"])
+
+
+def test_messages_in_the_clients_language_from_a_spare_made_in_another():
+    spare()
+    env = {**os.environ, "LABKIT_LANG": "en"}
+    r = subprocess.run([LABKIT, "run", "--rm", "-w", "/etc/passwd", "busybox", "true"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 126
+    assert "cannot change to working directory /etc/passwd" in r.stderr, r.stderr
+    spare()
+    r = subprocess.run([LABKIT, "run", "--rm", "-w", "/etc/passwd", "busybox", "true"],
+                       capture_output=True, text=True, env={**os.environ, "LABKIT_LANG": "pt_BR"})
+    assert r.returncode == 126
+    assert "/etc/passwd" in r.stderr and "cannot change" not in r.stderr, r.stderr
+
+
+def test_engine_stop_and_sigkill_leave_no_spare_behind():
+    s = spare()
+    labkit.engine_stop()
+    assert not alive(s["pid"])
+    assert cgroup_dirs(s["id"]) == []
+    s = spare()  # a new engine
+    engine = client.request({"op": "ping"})["pid"]
+    os.kill(engine, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive(s["pid"]) and time.monotonic() < deadline:  # it reads EOF on its socket and leaves
+        time.sleep(0.05)
+    assert not alive(s["pid"]), "the spare outlived a killed engine"
+    labkit.containers()  # the next engine removes what the killed one left
+    assert cgroup_dirs(s["id"]) == []
