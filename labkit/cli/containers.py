@@ -372,6 +372,9 @@ def cmd_engine(args) -> int:
         running = len(client.request({"op": "list", "all": False})["containers"])
         print(_("engine: running, pid %(pid)d, %(home)s, %(n)d running containers")
               % {"pid": reply["pid"], "home": reply["home"], "n": running})
+        if reply.get("spare"):  # the process `ps` shows as labkit-spare
+            print(_("ready for the next container: pid %(pid)d, cgroup labkit/%(id)s")
+                  % {"pid": reply["spare"]["pid"], "id": reply["spare"]["id"]})
         return 0
     if args.action == "start":
         client.connect().close()

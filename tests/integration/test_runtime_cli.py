@@ -188,6 +188,9 @@ def test_engine_status():
     assert str(pid) in r.stdout
     r = cli("engine", "status", lang="en")
     assert "running" in r.stdout and str(pid) in r.stdout
+    spare = labkit.engine.client.request({"op": "ping"})["spare"]
+    if spare:  # the extra process `ps` shows is named, with its cgroup
+        assert f"pid {spare['pid']}, cgroup labkit/{spare['id']}" in r.stdout
 
 
 def test_help_is_in_portuguese_and_english():
