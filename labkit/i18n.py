@@ -32,22 +32,44 @@ def language() -> str:
     return "pt_BR"
 
 
+_loaded: dict[str, gettext.NullTranslations] = {}
+
+
 def _load() -> gettext.NullTranslations:
     global _translation
     if _translation is None:
-        import gettext
+        lang = language()
+        if lang not in _loaded:
+            import gettext
 
-        if language() == "en":
-            _translation = gettext.NullTranslations()
-        else:
-            _translation = gettext.translation(
-                DOMAIN, LOCALE_DIR, languages=["pt_BR"], fallback=True
-            )
+            if lang == "en":
+                _loaded[lang] = gettext.NullTranslations()
+            else:
+                _loaded[lang] = gettext.translation(DOMAIN, LOCALE_DIR, languages=["pt_BR"], fallback=True)
+        _translation = _loaded[lang]
     return _translation
 
 
+def preload() -> None:
+    """Load every catalog now, for a process that switches language after it
+    can no longer read files (a container's PID 1 after pivot_root)."""
+    global _translation
+    current = _translation
+    for lang in ("en", "pt_BR"):
+        if lang not in _loaded:
+            saved = os.environ.get("LABKIT_LANG")
+            os.environ["LABKIT_LANG"] = lang
+            _translation = None
+            _load()
+            if saved is None:
+                del os.environ["LABKIT_LANG"]
+            else:
+                os.environ["LABKIT_LANG"] = saved
+    _translation = current
+
+
 def reset() -> None:
-    """Forget the loaded catalog (after the language variables change)."""
+    """Forget which catalog is in use (after the language variables change)."""
     global _translation
     _translation = None
 

@@ -46,6 +46,7 @@ class Engine:
         self._store = None
         self._cgroups = None
         self.spare: spawn.Spare | None = None  # the next container's PID 1, made ahead
+        self.next_lowers: list[str] | None = None  # the last image run: its spare builds the root
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -307,13 +308,20 @@ class Engine:
         with open(self.home / "inventory", "a") as inv:  # listed first: a killed engine's spare is pruned
             inv.write(f"{cid} {name}\n")
         cgroup = self.cgroups.open(name, must_exist=False)
+        root = None
+        if self.next_lowers:
+            cdir = self.cdir / cid
+            root = {"lowerdirs": self.next_lowers, "upperdir": str(cdir / "upper"), "workdir": str(cdir / "work"),
+                    "rootfs": str(cdir / "rootfs"), "volumes": []}
         try:  # the spare makes its cgroup itself; the run's limits come later
-            self.spare = spawn.make_spare(cid, cgroup, lambda: self.cgroups.create(name, Limits.partial()))
+            self.spare = spawn.make_spare(cid, cgroup, lambda: self.cgroups.create(name, Limits.partial()), root)
+            self.spare.layers = _identity(root["lowerdirs"]) if root else None
         except Exception:  # noqa: BLE001 - without a spare, containers start the usual way
             traceback.print_exc()
 
-    def _take_spare(self, cfg: dict) -> spawn.Spare | None:
-        """The spare, if it fits this request: its own network, no volumes.
+    def _take_spare(self, cfg: dict, lowers: list[str]) -> spawn.Spare | None:
+        """The spare, if it fits this request: its own network, no volumes, and the
+        image it built the root of (if it did).
 
         A spare's mount namespace is a copy of the host's from when it was
         made; a volume's source may be a mount made since then.
@@ -322,16 +330,23 @@ class Engine:
         if spare is None or cfg.get("volumes") or (cfg.get("network") or "none") != "none":
             return None
         self.spare = None
+        if spare.root is not None and (spare.root["lowerdirs"] != lowers or _identity(lowers) != spare.layers):
+            self._discard_spare(spare)  # another image, or its layers were removed and unpacked again
+            return None
         return spare
 
-    def _discard_spare(self, spare: spawn.Spare) -> None:
-        """Stop a spare that will not run (engine stopping, or a failed start): leave nothing.
-
-        It is killed through its cgroup, which also waits until it is gone.
+    def _discard_spare(self, spare: spawn.Spare, keep_dir: bool = False) -> None:
+        """Stop a spare that will not run (engine stopping, another image, a failed start):
+        leave nothing. It is killed through its cgroup, which also waits until it is gone;
+        its mounts go with its mount namespace.
         """
         spare.used = True
         spare.sock.close()  # a spare that is still waiting sees EOF and leaves
         self._remove_spare_cgroup(spare.cgroup)
+        if spare.root is not None and not keep_dir:
+            import shutil
+
+            shutil.rmtree(self.cdir / spare.cid, ignore_errors=True)
         try:
             os.waitpid(spare.pid, os.WNOHANG)
         except ChildProcessError:  # reaped already
@@ -378,7 +393,9 @@ class Engine:
             raise LabkitError(_("no command specified"))
         env = dict(e.split("=", 1) for e in icfg.get("Env") or [] if "=" in e)
         env.setdefault("PATH", DEFAULT_PATH)
-        spare = self._take_spare(cfg)
+        spare = self._take_spare(cfg, lowers)
+        if lowers and not cfg.get("volumes") and network == "none":
+            self.next_lowers = lowers  # the next spare builds the root of this image
         try:
             return self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare)
         except BaseException:
@@ -389,6 +406,12 @@ class Engine:
             self.later(0 if cfg.get("detach") else 0.05, self._ensure_spare)
 
     def _run(self, cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare):
+        if spare is not None:
+            try:
+                spare.wait_ready()  # in its cgroup, which exists from then on, and its root if any
+            except OSError:  # it died: start the usual way
+                self._discard_spare(spare)
+                spare = None
         cid = spare.cid if spare is not None else secrets.token_hex(32)
         hostname = cfg.get("hostname") or cid[:12]
         env["HOSTNAME"] = hostname
@@ -402,8 +425,9 @@ class Engine:
 
         limits = Limits.from_dict(cfg.get("limits") or {})
         cdir = self.cdir / cid
+        prebuilt = spare is not None and spare.root is not None  # it made these and mounted them
         for sub in ("upper", "work", "rootfs"):
-            (cdir / sub).mkdir(parents=True)
+            (cdir / sub).mkdir(parents=True, exist_ok=prebuilt)
         if not lowers:
             empty = cdir / "empty"
             empty.mkdir()
@@ -429,12 +453,6 @@ class Engine:
         })
         rec.save()
         self.records[cid] = rec
-        if spare is not None:
-            try:
-                spare.wait_ready()  # its cgroup exists from then on
-            except OSError:  # it died: start the usual way (same id, a new cgroup)
-                self._discard_spare(spare)
-                spare = None
         try:
             if spare is not None:  # listed in the inventory since it was made
                 cgroup = spare.cgroup
@@ -476,9 +494,10 @@ class Engine:
             if spare is not None:
                 spare.used = True
                 try:
-                    pid, error = spawn.start_spare(spare, spec, i18n.language())
+                    pid, error = spawn.start_spare(spare, {**spec, "rootfs": None} if prebuilt else spec,
+                                                   i18n.language())
                 except OSError:  # the spare died before its start: the usual way, in a new cgroup
-                    self._discard_spare(spare)
+                    self._discard_spare(spare, keep_dir=True)
                     cgroup = self.cgroups.create(rec.cgroup_name, limits)
             if not pid:
                 pid, error = spawn.start(spec, cgroup)
@@ -613,8 +632,9 @@ class Engine:
                 removed.append(rec.id)
                 self._delete(rec)
         # leftovers a killed engine may have left: directories without a record
+        spare = self.spare.cid if self.spare else None
         for entry in self.cdir.iterdir():
-            if entry.name not in self.records:
+            if entry.name not in self.records and entry.name != spare:
                 import shutil
 
                 shutil.rmtree(entry, ignore_errors=True)
@@ -719,6 +739,14 @@ class Engine:
             if cid in self.records and self.records[cid].running:
                 self._finish(self.records[cid], None, _("the engine was stopped"))
         self._remove_parent_cgroups()
+
+
+def _identity(dirs: list[str]) -> list[tuple[int, int]] | None:
+    """(device, inode) of each directory: a layer removed and unpacked again is not the same."""
+    try:
+        return [(st.st_dev, st.st_ino) for st in map(os.stat, dirs)]
+    except OSError:
+        return None
 
 
 def _lock(home: Path):

@@ -188,7 +188,8 @@ def _child_b_new(spec: dict, errfd: int, loopback: bool = True) -> None:
     try:
         if loopback:
             _loopback_up()
-        rootfs.build(spec["rootfs"])
+        if spec.get("rootfs"):  # a spare may have built it already
+            rootfs.build(spec["rootfs"])
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"])
     except (OSError, rootfs.RootfsError) as exc:
@@ -325,8 +326,10 @@ class Spare:
     spare's id becomes the container's id.
     """
 
-    def __init__(self, pid: int, sock: socket.socket, cid: str, cgroup) -> None:
+    def __init__(self, pid: int, sock: socket.socket, cid: str, cgroup, root: dict | None = None) -> None:
         self.pid, self.sock, self.cid, self.cgroup = pid, sock, cid, cgroup
+        self.root = root  # the rootfs spec it has built and pivoted into, if any
+        self.layers = None  # (device, inode) of root's lower directories, set by the engine
         self.ready = False
         self.used = False  # handed a spec (or discarded): the engine no longer owns it as a spare
 
@@ -340,12 +343,15 @@ class Spare:
             self.ready = True
 
 
-def make_spare(cid: str, cgroup, create_cgroup) -> Spare:
+def make_spare(cid: str, cgroup, create_cgroup, root: dict | None = None) -> Spare:
     """Clone a spare PID 1 for a container with its own namespaces (network included).
 
     The engine pays only for the ``clone()`` of itself into a new PID
     namespace; the spare makes its cgroup (``create_cgroup()``), joins it
-    and makes the other namespaces while the engine goes on.
+    and makes the other namespaces while the engine goes on. With ``root``
+    (a :func:`rootfs.build` spec, without volumes: the image the engine
+    expects next) it also makes the container's directories and builds and
+    enters its root filesystem; a run of another image does not use it.
     """
     from . import protocol
 
@@ -361,7 +367,7 @@ def make_spare(cid: str, cgroup, create_cgroup) -> Spare:
         raise
     if pid != 0:
         theirs.close()
-        return Spare(pid, mine, cid, cgroup)
+        return Spare(pid, mine, cid, cgroup, root)
     # PID 1 of a new PID namespace: never returns into the engine
     try:
         mine.close()
@@ -381,6 +387,11 @@ def make_spare(cid: str, cgroup, create_cgroup) -> Spare:
         cgroup.attach(0)  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
         namespaces.unshare(flags & ~namespaces.CLONE_NEWPID)
         _loopback_up()
+        if root:
+            i18n.preload()  # after pivot_root the catalog file is out of reach
+            for key in ("upperdir", "workdir", "rootfs"):
+                os.makedirs(root[key])
+            rootfs.build(root)
         os.write(theirs.fileno(), b"r")
     except BaseException:  # noqa: BLE001 - the engine sees the socket close and starts the usual way
         os._exit(125)

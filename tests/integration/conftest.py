@@ -90,17 +90,17 @@ def _engine_descendants(spare: dict) -> set[int]:
     return pids - {spare.get("pid")}
 
 
-def _state_dirs() -> set[str]:
+def _state_dirs(spare: dict) -> set[str]:
     from labkit import paths
 
     d = paths.containers_dir()
-    return set(os.listdir(d)) if d.exists() else set()
+    return (set(os.listdir(d)) if d.exists() else set()) - {spare.get("id")}
 
 
 def snapshot() -> dict:
     spare = _spare()
     return {"mounts": _mounts(), "cgroups": _cgroups(spare), "processes": _engine_descendants(spare),
-            "state dirs": _state_dirs()}
+            "state dirs": _state_dirs(spare)}
 
 
 def leftovers(before: dict, after: dict) -> dict:
@@ -121,6 +121,13 @@ def no_leftovers(labkit_home):
             break
         time.sleep(0.05)
     assert not extra, f"the test left these behind: {extra}"
+
+
+@pytest.fixture
+def container_dirs():
+    """A function: the names in ``$LABKIT_HOME/containers``, without the engine's spare
+    (which may have made its directory for the next container)."""
+    return lambda: _state_dirs(_spare())
 
 
 @pytest.fixture

@@ -37,18 +37,18 @@ def cli(*args: str, lang: str = "pt", env: dict | None = None, timeout: float = 
                           stdin=subprocess.DEVNULL)
 
 
-def inventory(labkit_home: str) -> tuple[str, set[str]]:
+def inventory(container_dirs) -> tuple[str, set[str]]:
     ps = cli("ps", "-a", "-q", "--no-trunc")
     assert ps.returncode == 0, ps.stderr
-    return ps.stdout, set(os.listdir(Path(labkit_home) / "containers"))
+    return ps.stdout, container_dirs()
 
 
 @pytest.fixture
-def unchanged(labkit_home):
+def unchanged(container_dirs):
     """Asserts that ``labkit ps -a`` and the state directories did not change."""
-    before = inventory(labkit_home)
+    before = inventory(container_dirs)
     yield
-    assert inventory(labkit_home) == before
+    assert inventory(container_dirs) == before
 
 
 CASES = [
@@ -112,19 +112,19 @@ def test_bad_input_english(args, code, pt, en, unchanged):
         assert pt not in r.stderr  # no Portuguese from an engine started in pt-BR
 
 
-def test_name_already_in_use(labkit_home):
+def test_name_already_in_use(container_dirs):
     first = cli("run", "-d", "--name", "nome-repetido", "busybox", "sleep", "300")
     assert first.returncode == 0, first.stderr
     cid = first.stdout.strip()
     try:
-        before = inventory(labkit_home)
+        before = inventory(container_dirs)
         r = cli("run", "--rm", "--name", "nome-repetido", "busybox", "true")
         print(r.stderr.strip())
         assert r.returncode == 125
         assert 'o nome "nome-repetido" já está em uso pelo contêiner ' + cid[:12] in r.stderr
         r = cli("run", "-d", "--name", "nome-repetido", "busybox", "true", lang="en")
         assert r.returncode == 125 and "already in use" in r.stderr
-        assert inventory(labkit_home) == before
+        assert inventory(container_dirs) == before
         assert labkit.get("nome-repetido").id == cid
         with pytest.raises(Conflict):
             labkit.run("busybox", "true", name="nome-repetido")

@@ -270,14 +270,14 @@ def test_detached_oom_kill_is_recorded():
         ctr.remove(force=True)
 
 
-def test_malformed_run_request_leaves_nothing_behind(labkit_home):
+def test_malformed_run_request_leaves_nothing_behind(labkit_home, container_dirs):
     """An attached run sent without its three stdio fds is refused before anything is made."""
-    before = set(os.listdir(Path(labkit_home) / "containers"))
+    before = container_dirs()
     with pytest.raises(LabkitError) as info:
         client.request({"op": "run", "config": {"image": "busybox", "cmd": ["true"], "name": "sem-fds"}})
     print(info.value)
     assert info.value.exit_code == 125
-    assert set(os.listdir(Path(labkit_home) / "containers")) == before
+    assert container_dirs() == before
     with pytest.raises(NotFound):
         labkit.get("sem-fds")
 

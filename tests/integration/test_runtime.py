@@ -270,11 +270,11 @@ def test_attached_run_with_remove_false_keeps_the_container(labkit_home):
     assert not (Path(labkit_home) / "containers" / r.id).exists()
 
 
-def test_attached_run_removes_the_container_by_default(labkit_home):
-    before = set(os.listdir(Path(labkit_home) / "containers"))
+def test_attached_run_removes_the_container_by_default(labkit_home, container_dirs):
+    before = container_dirs()
     r = sh("true")
     assert r.exit_code == 0
-    assert set(os.listdir(Path(labkit_home) / "containers")) == before
+    assert container_dirs() == before
     with pytest.raises(NotFound):
         labkit.get(r.id)
 

@@ -144,10 +144,10 @@ def test_kill_with_a_signal_name(cleanup):
     assert cli("rm", "para-matar").returncode == 0
 
 
-def test_run_rm_removes_and_detached_rm_removes_after_exit(labkit_home):
-    before = set(os.listdir(Path(labkit_home) / "containers"))
+def test_run_rm_removes_and_detached_rm_removes_after_exit(labkit_home, container_dirs):
+    before = container_dirs()
     assert cli("run", "--rm", "busybox", "true").returncode == 0
-    assert set(os.listdir(Path(labkit_home) / "containers")) == before
+    assert container_dirs() == before
     r = cli("run", "-d", "--rm", "busybox", "true")
     cid = r.stdout.strip()
     deadline = time.monotonic() + 10

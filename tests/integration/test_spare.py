@@ -167,3 +167,76 @@ def test_engine_stop_and_sigkill_leave_no_spare_behind():
     assert not alive(s["pid"]), "the spare outlived a killed engine"
     labkit.containers()  # the next engine removes what the killed one left
     assert cgroup_dirs(s["id"]) == []
+
+
+def spare_root_mount(pid: int, timeout: float = 5.0) -> str:
+    """The mount at "/" of a spare, as its own mountinfo shows it, once it has built its
+    root (it does so after the engine has named it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            root = next(line for line in f if line.split()[4] == "/")
+        if " overlay " in root or time.monotonic() > deadline:
+            return root
+        time.sleep(0.02)
+
+
+def _image(tmp_path: Path, tag: str, token: str):
+    from labkit.images.build import build
+
+    ctx = tmp_path / tag.replace(":", "-").replace("/", "-")
+    ctx.mkdir(parents=True)
+    (ctx / "t.txt").write_text(token + "\n")
+    (ctx / "Dockerfile").write_text('FROM busybox\nCOPY t.txt /t.txt\nCMD ["cat", "/t.txt"]\n')
+    return build(ctx, tag, quiet=True)
+
+
+def test_the_spare_builds_the_root_of_the_last_image_and_another_image_starts_the_usual_way(tmp_path):
+    from labkit.images.store import Store
+
+    labkit.run("busybox", ["true"])
+    s = spare()
+    root = spare_root_mount(s["pid"])
+    assert " overlay " in root and f"/containers/{s['id']}/upper" in root, root
+    # another image: that spare is dropped (process, cgroup, directory), the run starts the usual way
+    other = _image(tmp_path, "itest/spare-other:1", "outra")
+    try:
+        r = labkit.run(other.ref)
+        assert r.stdout == "outra\n"
+        assert not alive(s["pid"])
+        assert cgroup_dirs(s["id"]) == []
+        assert not (Path(paths.home()) / "containers" / s["id"]).exists()
+        # the next spare is ready for that image, and is used by it
+        s2 = spare()
+        assert f"/containers/{s2['id']}/upper" in spare_root_mount(s2["pid"])
+        r = labkit.run(other.ref, ["sh", "-c", "hostname; cat /t.txt"])
+        assert r.stdout == f"{s2['id'][:12]}\noutra\n"
+    finally:
+        Store().remove(other.ref)
+
+
+def test_a_layer_removed_and_unpacked_again_is_not_served_from_the_old_spare(tmp_path):
+    from labkit.images.store import Store
+
+    first = _image(tmp_path / "a", "itest/spare-again:1", "mesmo")
+    labkit.run(first.ref)
+    s = spare()
+    Store().remove(first.ref)  # its own layer directory goes away...
+    again = _image(tmp_path / "b", "itest/spare-again:1", "mesmo")
+    try:
+        assert again.layer_dirs() == first.layer_dirs()  # ...and comes back at the same path
+        r = labkit.run(again.ref)
+        assert r.stdout == "mesmo\n"
+        assert not alive(s["pid"]), "the spare built on the removed layer was used"
+    finally:
+        Store().remove(again.ref)
+
+
+def test_prune_keeps_the_spare():
+    labkit.run("busybox", ["true"])
+    s = spare()  # made after a busybox run: it builds busybox's root in its directory
+    assert " overlay " in spare_root_mount(s["pid"])
+    labkit.prune()
+    assert (Path(paths.home()) / "containers" / s["id"] / "upper").is_dir()
+    r = labkit.run("busybox", ["hostname"])
+    assert r.stdout.strip() == s["id"][:12]
