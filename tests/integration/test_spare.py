@@ -22,6 +22,7 @@ from labkit import paths
 from labkit.engine import client
 from labkit.errors import LabkitError
 from labkit.kernel import capabilities
+from test_engine import alive  # noqa: E402 - a sibling test module: one definition of "alive"
 
 pytestmark = pytest.mark.root
 if os.environ.get("LABKIT_SPAWN") == "fork":
@@ -52,14 +53,6 @@ def cgroup_dirs(cid: str) -> list[str]:
     if os.path.isdir(f"/sys/fs/cgroup/labkit/{cid}"):  # cgroup v2
         found.append(f"/sys/fs/cgroup/labkit/{cid}")
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_run_takes_the_spare_and_the_engine_makes_the_next():
@@ -169,14 +162,15 @@ def test_engine_stop_and_sigkill_leave_no_spare_behind():
     assert cgroup_dirs(s["id"]) == []
 
 
-def spare_root_mount(pid: int, timeout: float = 5.0) -> str:
-    """The mount at "/" of a spare, as its own mountinfo shows it, once it has built its
-    root (it does so after the engine has named it)."""
+def spare_root_mount(s: dict, timeout: float = 10.0) -> str:
+    """The mount at "/" of spare ``s``, as its own mountinfo shows it, once it is the
+    container's overlay (the spare builds it after the engine has named it; the host's own
+    root may be an overlay too, as in the cgroup-v2 VM)."""
     deadline = time.monotonic() + timeout
     while True:
-        with open(f"/proc/{pid}/mountinfo") as f:
-            root = next(line for line in f if line.split()[4] == "/")
-        if " overlay " in root or time.monotonic() > deadline:
+        with open(f"/proc/{s['pid']}/mountinfo") as f:
+            root = next((line for line in f if line.split()[4] == "/"), "")  # none mid-pivot_root
+        if f"/containers/{s['id']}/upper" in root or time.monotonic() > deadline:
             return root
         time.sleep(0.02)
 
@@ -196,7 +190,7 @@ def test_the_spare_builds_the_root_of_the_last_image_and_another_image_starts_th
 
     labkit.run("busybox", ["true"])
     s = spare()
-    root = spare_root_mount(s["pid"])
+    root = spare_root_mount(s)
     assert " overlay " in root and f"/containers/{s['id']}/upper" in root, root
     # another image: that spare is dropped (process, cgroup, directory), the run starts the usual way
     other = _image(tmp_path, "itest/spare-other:1", "outra")
@@ -208,7 +202,7 @@ def test_the_spare_builds_the_root_of_the_last_image_and_another_image_starts_th
         assert not (Path(paths.home()) / "containers" / s["id"]).exists()
         # the next spare is ready for that image, and is used by it
         s2 = spare()
-        assert f"/containers/{s2['id']}/upper" in spare_root_mount(s2["pid"])
+        assert f"/containers/{s2['id']}/upper" in spare_root_mount(s2)
         r = labkit.run(other.ref, ["sh", "-c", "hostname; cat /t.txt"])
         assert r.stdout == f"{s2['id'][:12]}\noutra\n"
     finally:
@@ -235,7 +229,7 @@ def test_a_layer_removed_and_unpacked_again_is_not_served_from_the_old_spare(tmp
 def test_prune_keeps_the_spare():
     labkit.run("busybox", ["true"])
     s = spare()  # made after a busybox run: it builds busybox's root in its directory
-    assert " overlay " in spare_root_mount(s["pid"])
+    assert f"/containers/{s['id']}/upper" in spare_root_mount(s)
     labkit.prune()
     assert (Path(paths.home()) / "containers" / s["id"] / "upper").is_dir()
     r = labkit.run("busybox", ["hostname"])
