@@ -47,6 +47,7 @@ class Engine:
         self._cgroups = None
         self.spare: spawn.Spare | None = None  # the next container's PID 1, made ahead
         self.next_lowers: list[str] | None = None  # the last image run: its spare builds the root
+        self.dropping: list[spawn.Spare] = []  # spares of another image, removed after the reply
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -331,9 +332,16 @@ class Engine:
             return None
         self.spare = None
         if spare.root is not None and (spare.root["lowerdirs"] != lowers or _identity(lowers) != spare.layers):
-            self._discard_spare(spare)  # another image, or its layers were removed and unpacked again
+            # another image, or its layers were removed and unpacked again: dropped after the reply
+            spare.used = True
+            self.dropping.append(spare)
+            self.later(0, self._drop_pending)
             return None
         return spare
+
+    def _drop_pending(self) -> None:
+        while self.dropping:
+            self._discard_spare(self.dropping.pop())
 
     def _discard_spare(self, spare: spawn.Spare, keep_dir: bool = False) -> None:
         """Stop a spare that will not run (engine stopping, another image, a failed start):
@@ -728,6 +736,7 @@ class Engine:
         if self.spare is not None:
             spare, self.spare = self.spare, None
             self._discard_spare(spare)
+        self._drop_pending()
         for rec in list(self.records.values()):
             if rec.running:
                 self._signal(rec, signal.SIGKILL)
