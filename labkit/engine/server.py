@@ -160,6 +160,9 @@ class Engine:
                 return
             what = self.by_pid.pop(pid, None)
             if what is None:
+                if self.spare is not None and pid == self.spare.pid:  # it failed (e.g. the image's
+                    spare, self.spare = self.spare, None               # root): remove what it made
+                    self._discard_spare(spare)
                 continue
             kind, cid = what
             code = os.waitstatus_to_exitcode(status)
@@ -402,10 +405,11 @@ class Engine:
         env = dict(e.split("=", 1) for e in icfg.get("Env") or [] if "=" in e)
         env.setdefault("PATH", DEFAULT_PATH)
         spare = self._take_spare(cfg, lowers)
-        if lowers and not cfg.get("volumes") and network == "none":
-            self.next_lowers = lowers  # the next spare builds the root of this image
         try:
-            return self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare)
+            reply = self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare)
+            if lowers and not cfg.get("volumes") and network == "none":
+                self.next_lowers = lowers  # it started: the next spare builds the root of this image
+            return reply
         except BaseException:
             if spare is not None and not spare.used:
                 self._discard_spare(spare)

@@ -72,15 +72,15 @@ def test_p6_image_symlink_cannot_redirect_a_volume_to_the_host(images, tmp_path:
         assert str(victim) not in {line.split()[4] for line in f}
 
 
-def test_p5_image_with_proc_symlink_is_refused(images, labkit_home):
+def test_p5_image_with_proc_symlink_is_refused(images, container_dirs):
     ref = images(upper_hook=lambda upper: os.symlink("/", upper / "proc"))
-    before = set(os.listdir(Path(labkit_home) / "containers"))
+    before = container_dirs()
     with pytest.raises(LabkitError) as info:
         labkit.run(ref, ["ls", "/proc"])
     print(info.value)
     assert info.value.exit_code == 125
     assert "/proc" in str(info.value)
-    assert set(os.listdir(Path(labkit_home) / "containers")) == before
+    assert container_dirs() == before
 
 
 def test_p5_image_with_sys_symlink_is_refused(images):

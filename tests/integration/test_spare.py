@@ -234,3 +234,17 @@ def test_prune_keeps_the_spare():
     assert (Path(paths.home()) / "containers" / s["id"] / "upper").is_dir()
     r = labkit.run("busybox", ["hostname"])
     assert r.stdout.strip() == s["id"][:12]
+
+
+def test_a_spare_that_fails_is_removed_at_once():
+    """A spare that dies while it waits (here: killed) is reaped and its cgroup removed."""
+    s = spare()
+    os.kill(s["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while cgroup_dirs(s["id"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cgroup_dirs(s["id"]) == []
+    assert not (Path(paths.home()) / "containers" / s["id"]).exists()
+    assert (client.request({"op": "ping"}).get("spare") or {}).get("id") != s["id"]
+    r = labkit.run("busybox", ["echo", "ok"])  # and the next run is not bothered
+    assert r.stdout == "ok\n"
