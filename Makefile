@@ -57,7 +57,8 @@ PYTEST_ARGS ?=
 NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
 NB_SANITIZE := notebooks/nbval_sanitize.cfg
 # strict nbval (every stored output compared after sanitizing), kernel from .venv, no cell may hang CI
-NBVAL_ARGS  ?= --nbval --nbval-sanitize-with $(NB_SANITIZE) --nbval-current-env --nbval-cell-timeout=300
+NBVAL_ARGS  ?= --nbval --nbval-sanitize-with $(NB_SANITIZE) --nbval-current-env --nbval-cell-timeout=300 \
+               -p tests.notebooks_home
 # The cgroup-v2 VM tests live in their own target (tools/cg2vm.py); run them when it exists.
 CG2_TARGET  := $(shell grep -qs '^test-cgroup2:' $(MAKEFILE_LIST) && echo test-cgroup2)
 SETUP_DEP   := $(if $(SKIP_SETUP),,setup)
