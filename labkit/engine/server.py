@@ -309,8 +309,7 @@ class Engine:
 
         cid = secrets.token_hex(32)
         name = f"labkit/{cid}"
-        with open(self.home / "inventory", "a") as inv:  # listed first: a killed engine's spare is pruned
-            inv.write(f"{cid} {name}\n")
+        self._inventory_add(cid, name)  # listed first: a killed engine's spare is pruned
         cgroup = self.cgroups.open(name, must_exist=False)
         root = None
         if self.next_lowers:
@@ -365,8 +364,7 @@ class Engine:
 
     def _remove_spare_cgroup(self, cgroup) -> None:
         try:
-            cgroup.kill()
-            cgroup.remove()
+            cgroup.remove()  # kills what is in it first, and waits until it is empty
         except Exception:  # noqa: BLE001
             traceback.print_exc()
 
@@ -470,8 +468,7 @@ class Engine:
                 cgroup = spare.cgroup
                 cgroup.set_limits(limits, creating=True)
             else:
-                with open(self.home / "inventory", "a") as inv:  # every container ever made here, for audits
-                    inv.write(f"{cid} {rec.cgroup_name}\n")
+                self._inventory_add(cid, rec.cgroup_name)
                 cgroup = self.cgroups.create(rec.cgroup_name, limits)
         except BaseException:
             self._delete(rec)
@@ -705,6 +702,11 @@ class Engine:
     def op_shutdown(self, msg, fds, conn):
         self.running = False
         return {"ok": True}
+
+    def _inventory_add(self, cid: str, cgroup_name: str) -> None:
+        """Every container (and spare) ever made here, for audits and for pruning after a crash."""
+        with open(self.home / "inventory", "a") as inv:
+            inv.write(f"{cid} {cgroup_name}\n")
 
     def _inventory_ids(self) -> set[str]:
         """Every container id (and spare) this home ever made, from ``$LABKIT_HOME/inventory``."""
