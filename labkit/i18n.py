@@ -81,3 +81,9 @@ def _(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return _load().ngettext(singular, plural, n)
+
+
+def decimal(value: float, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals, with a decimal comma in Portuguese."""
+    s = f"{value:.{digits}f}"
+    return s.replace(".", ",") if language() == "pt_BR" else s

@@ -21,8 +21,8 @@ import io
 import math
 from typing import Any
 
-from .i18n import _
-from .monitor import HOST
+from .i18n import _, decimal
+from .monitor.rows import HOST
 
 MiB = 1024 * 1024
 # colour-blind friendly (Okabe-Ito), host in grey
@@ -35,8 +35,7 @@ LAYOUT = "constrained"
 
 
 def _num(value: float, digits: int = 1) -> str:
-    from .monitor import _num as num
-    text = num(value, digits)
+    text = decimal(value, digits)
     if "," in text or "." in text:
         text = text.rstrip("0").rstrip(",.")
     return text

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .. import paths
-from .server import daemonize, main
+from .daemon import daemonize, main
 
 parser = argparse.ArgumentParser(prog="labkit-engine")
 parser.add_argument("--home", type=Path, default=None)

@@ -1,0 +1,90 @@
+"""The spare: the next container's PID 1, made while the engine is idle.
+
+Namespaces, cgroup and (once an image was run) the overlay root of that
+image are made ahead, so ``run`` only has to hand the spare its command.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import traceback
+
+from . import spawn
+
+
+class SparePool:
+    """The spare of :class:`~labkit.engine.server.Engine`."""
+
+    def _ensure_spare(self) -> None:
+        if self.spare is not None or not self.running or os.environ.get("LABKIT_SPAWN") == "fork":
+            return
+        from ..kernel.cgroups import Limits
+
+        cid = secrets.token_hex(32)
+        name = f"labkit/{cid}"
+        self._inventory_add(cid, name)  # listed first: a killed engine's spare is pruned
+        cgroup = self.cgroups.open(name, must_exist=False)
+        root = None
+        if self.next_lowers:
+            cdir = self.cdir / cid
+            root = {"lowerdirs": self.next_lowers, "upperdir": str(cdir / "upper"), "workdir": str(cdir / "work"),
+                    "rootfs": str(cdir / "rootfs"), "volumes": []}
+        try:  # the spare makes its cgroup itself; the run's limits come later
+            self.spare = spawn.make_spare(cid, cgroup, lambda: self.cgroups.create(name, Limits.partial()), root)
+            self.spare.layers = _identity(root["lowerdirs"]) if root else None
+        except Exception:  # noqa: BLE001 - without a spare, containers start the usual way
+            traceback.print_exc()
+
+    def _take_spare(self, cfg: dict, lowers: list[str]) -> spawn.Spare | None:
+        """The spare, if it fits this request: its own network, no volumes, and the
+        image it built the root of (if it did).
+
+        A spare's mount namespace is a copy of the host's from when it was
+        made; a volume's source may be a mount made since then.
+        """
+        spare = self.spare
+        if spare is None or cfg.get("volumes") or (cfg.get("network") or "none") != "none":
+            return None
+        self.spare = None
+        if spare.root is not None and (spare.root["lowerdirs"] != lowers or _identity(lowers) != spare.layers):
+            # another image, or its layers were removed and unpacked again: dropped after the reply
+            spare.used = True
+            self.dropping.append(spare)
+            self.later(0, self._drop_pending)
+            return None
+        return spare
+
+    def _drop_pending(self) -> None:
+        while self.dropping:
+            self._discard_spare(self.dropping.pop())
+
+    def _discard_spare(self, spare: spawn.Spare, keep_dir: bool = False) -> None:
+        """Stop a spare that will not run (engine stopping, another image, a failed start):
+        leave nothing. It is killed through its cgroup, which also waits until it is gone;
+        its mounts go with its mount namespace.
+        """
+        spare.used = True
+        spare.sock.close()  # a spare that is still waiting sees EOF and leaves
+        self._remove_spare_cgroup(spare.cgroup)
+        if spare.root is not None and not keep_dir:
+            import shutil
+
+            shutil.rmtree(self.cdir / spare.cid, ignore_errors=True)
+        try:
+            os.waitpid(spare.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already
+            pass
+
+    def _remove_spare_cgroup(self, cgroup) -> None:
+        try:
+            cgroup.remove()  # kills what is in it first, and waits until it is empty
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+
+
+def _identity(dirs: list[str]) -> list[tuple[int, int]] | None:
+    """(device, inode) of each directory: a layer removed and unpacked again is not the same."""
+    try:
+        return [(st.st_dev, st.st_ino) for st in map(os.stat, dirs)]
+    except OSError:
+        return None
