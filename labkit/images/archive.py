@@ -44,7 +44,7 @@ def _images(store: Store, refs: Iterable[str]) -> list[tuple[Image, str | None]]
     out = []
     for ref in refs:
         img = store.resolve(ref)
-        name = img.ref if store._find_by_name(ref) is not None else None
+        name = img.ref if store.find_by_name(ref) is not None else None
         out.append((img, name))
     return out
 

@@ -36,7 +36,7 @@ def _content_size(store, desc: dict, diff_id: str) -> int:
     """Bytes of the files a layer holds (what ``docker history`` shows), not of its tarball."""
     d = store.layer_dir(diff_id)
     if not d.is_dir():
-        return store._uncompressed_size(desc, diff_id)
+        return store.uncompressed_size(desc, diff_id)
     total = 0
     for root, _dirs, files in os.walk(d):
         for name in files:

@@ -232,7 +232,7 @@ class Builder:
             return
         dirs = []
         for desc, diff_id in zip(state.layers, state.diff_ids):
-            dirs.append(self.store._unpacked(desc, diff_id))
+            dirs.append(self.store.unpacked(desc, diff_id))
         state.layer_dirs = dirs
 
     def use_cache(self, state: State, key: str, shown: str) -> bool:
@@ -256,7 +256,7 @@ class Builder:
         with self.store.layout.new_blob_writer() as w:
             res = layers.write_tar(entries, w, compress="gzip", level=GZIP_LEVEL)
             w.commit()
-        self.store._remember_size(res.diff_id, res.uncompressed_size)
+        self.store.remember_size(res.diff_id, res.uncompressed_size)
         desc = {"mediaType": res.media_type, "digest": res.digest, "size": res.size}
         self.record_layer(state, key, shown, desc, res.diff_id, None)
 
