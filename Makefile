@@ -120,7 +120,7 @@ $(STAMP): pyproject.toml | debs
 	$(VPY) -m pip install -q -e '.[lab,test]' --config-settings editable_mode=compat && \
 	touch $@
 
-# The pt-BR catalog (stdlib only; rewrites the .mo only when the fragments changed).
+# The pt-BR catalog (Babel, tools/msgfmt.py; rewrites the .mo only when the fragments changed).
 catalog: $(STAMP)
 	@$(VPY) tools/msgfmt.py
 	@# bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set, every `labkit` start would recompile
