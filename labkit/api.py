@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .engine import client, protocol
-from .spec import _argv, _client_env, _limits, _volumes, parse_volume  # noqa: F401 - re-exported
+from .spec import client_env as _client_env, command_argv as _argv  # noqa: F401 - re-exported
+from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volumes  # noqa: F401
 from .errors import LabkitError
 from .i18n import _
 

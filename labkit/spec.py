@@ -16,7 +16,7 @@ from .errors import LabkitError
 from .i18n import _
 
 
-def _argv(cmd: str | Iterable[str] | None) -> list[str] | None:
+def command_argv(cmd: str | Iterable[str] | None) -> list[str] | None:
     if cmd is None:
         return None
     if isinstance(cmd, str):
@@ -26,7 +26,7 @@ def _argv(cmd: str | Iterable[str] | None) -> list[str] | None:
     return [str(c) for c in cmd]
 
 
-def _client_env(env: Iterable[str] | None) -> list[str]:
+def client_env(env: Iterable[str] | None) -> list[str]:
     """``NAME`` alone takes its value from the caller's environment, as ``docker run -e NAME``
     (left out when unset there); the engine's own environment never reaches a container."""
     return [e if "=" in e else f"{e}={os.environ[e]}" for e in env or [] if "=" in e or e in os.environ]
@@ -55,7 +55,7 @@ def parse_volume(spec: str | tuple | list) -> list:
     return [src, dst, mode == "ro"]
 
 
-def _volumes(volumes: Any) -> list:
+def parse_volumes(volumes: Any) -> list:
     if not volumes:
         return []
     if isinstance(volumes, dict):  # docker-py style {src: dst} or {src: {"bind": dst, "mode": "ro"}}
@@ -71,7 +71,7 @@ def _volumes(volumes: Any) -> list:
     return [parse_volume(v) for v in volumes]
 
 
-def _limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memory_swap=None,
+def parse_limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memory_swap=None,
             pids_limit: Any = "default") -> dict:
     from .units import DEFAULT_PIDS_LIMIT, parse_cpus, parse_size
 

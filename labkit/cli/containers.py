@@ -172,7 +172,7 @@ def _attach_tty(message: dict, args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ..spec import _client_env, _limits, _volumes
+    from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
@@ -199,7 +199,7 @@ def cmd_exec(args) -> int:
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
-    from ..spec import _client_env
+    from ..spec import client_env as _client_env
 
     message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": _client_env(args.env),
                "workdir": args.workdir, "user": args.user, "tty": args.tty}

@@ -13,6 +13,7 @@ The checks never read what a cell printed: they ask labkit and the kernel
 """
 from __future__ import annotations
 
+from . import catalog  # noqa: F401 - registers the course's exercises
 from .framework import Exercise, check, exercise, exercises, hint, register, reset, solution
 from .verdict import Verdict
 

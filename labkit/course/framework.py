@@ -96,13 +96,12 @@ class Exercise:
 
     def reset(self) -> Text:
         """Remove the containers this exercise creates, to start it again."""
-        from .checks import _api
+        import labkit
 
-        api = _api()
         removed = []
         for name in self.containers:
             try:
-                api.get(name).remove(force=True)
+                labkit.get(name).remove(force=True)
             except NotFound:
                 continue
             removed.append(name)
@@ -120,13 +119,7 @@ def register(exercise: Exercise) -> Exercise:
     return exercise
 
 
-def _load_catalog() -> None:
-    if not _REGISTRY:
-        from . import catalog  # noqa: F401 - registers the course's exercises
-
-
 def exercise(exercise_id: str) -> Exercise:
-    _load_catalog()
     try:
         return _REGISTRY[str(exercise_id)]
     except KeyError:
@@ -136,7 +129,6 @@ def exercise(exercise_id: str) -> Exercise:
 
 def exercises(notebook: str | None = None) -> list[Exercise]:
     """All exercises, or those of one notebook (``"03"``)."""
-    _load_catalog()
     return [e for k, e in sorted(_REGISTRY.items())
             if notebook is None or k.split(".")[0] == notebook]
 

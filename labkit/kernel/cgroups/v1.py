@@ -21,7 +21,7 @@ import time
 
 from ...errors import LabkitError, NotFound
 from ...i18n import _
-from . import Limits
+from .limits import Limits
 from .base import (Cgroup, check_cpus, human, limited, mkdirs, online_cpus, read,
                    read_int, write)
 
