@@ -14,7 +14,6 @@ unpacked later by the safe extractor.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -32,7 +31,7 @@ from . import layers as _layers
 from . import refs as _refs
 from .layout import (
     INDEX_TYPES, MANIFEST_TYPES, MT_CONFIG, MT_LAYER, MT_MANIFEST, OCI_LAYOUT, REF_NAME,
-    DigestMismatch, canonical_json, split_digest,
+    DigestMismatch, atomic_file, canonical_json, split_digest,
 )
 from .store import Image, Store
 
@@ -70,16 +69,8 @@ def save(refs: str | Iterable[str], path: str | os.PathLike | IO[bytes] | None,
         writer(store, images, path)  # type: ignore[arg-type]
         return
     path = Path(path)  # type: ignore[arg-type]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer(store, images, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, sync=False, prefix=f".{path.name}.") as f:
+        writer(store, images, f)
 
 
 def _save_oci(store: Store, images: list[tuple[Image, str | None]], out: IO[bytes]) -> None:

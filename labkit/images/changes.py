@@ -261,24 +261,14 @@ def prune_images(all: bool = False, store=None) -> list[str]:
                 used.add(c.attrs.get("Image", ""))
         except (LabkitError, OSError):
             pass
-        removed: list[str] = []
 
-        def change(manifests: list[dict]) -> list[dict]:
-            keep = []
-            for m in manifests:
-                try:
-                    cfg_digest = store.layout.read_json(m["digest"])["config"]["digest"]
-                except (OSError, ValueError, KeyError):
-                    cfg_digest = ""
-                if cfg_digest in used:
-                    keep.append(m)
-                else:
-                    removed.append(m["digest"])
-            return keep
+        def in_use(m: dict) -> bool:
+            try:
+                return store.layout.read_json(m["digest"])["config"]["digest"] in used
+            except (OSError, ValueError, KeyError):
+                return "" in used
 
-        store.layout.update_index(change)
-        if removed:
-            store.gc()
+        removed = store.drop_manifests(in_use)
         gone += [d for d in dict.fromkeys(removed) if d not in gone]
     cache = store.home / "build-cache"
     if cache.is_dir():

@@ -52,6 +52,33 @@ def split_digest(digest: str) -> tuple[str, str]:
     return algo, hexpart
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path, *, sync: bool = True, prefix: str = ".tmp-") -> Iterator[IO[bytes]]:
+    """A file that appears at ``path`` whole or not at all: written aside, then renamed.
+
+    ``sync`` waits for the data to reach the disk before the rename (the store's
+    index and blobs); a file a person asked for (``labkit save``) does without.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
+
+
 class DigestMismatch(ValueError):
     """A blob's content does not match the digest it was announced with."""
 
@@ -73,10 +100,10 @@ class Layout:
             return self
         self.blobs.mkdir(parents=True, exist_ok=True)
         if not (self.root / "oci-layout").is_file():
-            self._atomic_write(self.root / "oci-layout", canonical_json(OCI_LAYOUT))
+            atomic_write(self.root / "oci-layout", canonical_json(OCI_LAYOUT))
         with self.index_lock():
             if not (self.root / "index.json").is_file():
-                self._atomic_write(
+                atomic_write(
                     self.root / "index.json",
                     canonical_json({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []}),
                 )
@@ -105,22 +132,6 @@ class Layout:
         """Hold while deleting unreferenced blobs (exclusive)."""
         return self._flock(".gc.lock", fcntl.LOCK_EX)
 
-    # -- files -----------------------------------------------------------------
-    @staticmethod
-    def _atomic_write(path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
     # -- blobs -----------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:
         return self.blobs / split_digest(digest)[1]
@@ -148,7 +159,7 @@ class Layout:
         path = self.blob_path(digest)
         if not path.is_file():
             self.blobs.mkdir(parents=True, exist_ok=True)
-            self._atomic_write(path, data)
+            atomic_write(path, data)
         return {"digest": digest, "size": len(data)}
 
     def put_json(self, obj: Any, media_type: str) -> dict:
@@ -213,7 +224,7 @@ class Layout:
                 manifests = result
             index["manifests"] = manifests
             index.setdefault("schemaVersion", 2)
-            self._atomic_write(self.root / "index.json", canonical_json(index))
+            atomic_write(self.root / "index.json", canonical_json(index))
             return index
 
     def set_ref(self, ref: str | None, descriptor: dict) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import time
+from typing import Callable
 
 from .. import paths
 from ..errors import Conflict, NotFound
@@ -112,7 +113,6 @@ class Removal:
 
     def prune(self) -> list[str]:
         """Remove untagged images no container uses; return their manifest digests."""
-        gone = []
         used = set()
         for m in self._entries():
             if not (m.get("annotations") or {}).get(REF_NAME):
@@ -121,15 +121,22 @@ class Removal:
                         used.add(m["digest"])
                 except (OSError, ValueError, KeyError):
                     continue
+        return self.drop_manifests(
+            lambda m: bool((m.get("annotations") or {}).get(REF_NAME)) or m["digest"] in used)
+
+    def drop_manifests(self, keep: Callable[[dict], bool]) -> list[str]:
+        """Take out of ``index.json`` every manifest ``keep`` says no to (in one locked
+        update), then collect the garbage; return the digests taken out."""
+        gone: list[str] = []
 
         def change(manifests: list[dict]) -> list[dict]:
-            keep = []
+            kept = []
             for m in manifests:
-                if (m.get("annotations") or {}).get(REF_NAME) or m["digest"] in used:
-                    keep.append(m)
+                if keep(m):
+                    kept.append(m)
                 else:
                     gone.append(m["digest"])
-            return keep
+            return kept
 
         self.layout.update_index(change)
         if gone:

@@ -15,7 +15,7 @@ from typing import IO
 
 from ..errors import LabkitError
 from ..i18n import _
-from .layout import MT_LAYER, Layout
+from .layout import MT_LAYER, atomic_write
 
 
 class LayerFiles:
@@ -98,7 +98,7 @@ class LayerFiles:
             self._sizes.mkdir(parents=True, exist_ok=True)
             p = self._sizes / diff_id.split(":", 1)[-1]
             if not p.exists():
-                Layout._atomic_write(p, str(size).encode())
+                atomic_write(p, str(size).encode())
         except OSError:
             pass
 

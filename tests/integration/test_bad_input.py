@@ -11,30 +11,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import labkit
 from labkit.errors import Conflict, LabkitError, NotFound
+from labkit_cli import LABKIT, cli  # tests/integration/labkit_cli.py
 
 pytestmark = pytest.mark.root
-
-LABKIT = str(Path(sys.executable).parent / "labkit")
-
-
-def cli(*args: str, lang: str = "pt", env: dict | None = None, timeout: float = 60):
-    e = dict(os.environ)
-    if lang == "en":
-        for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
-            e.pop(var, None)
-        e["LANG"] = "en_US.UTF-8"
-    else:
-        e["LABKIT_LANG"] = "pt_BR"
-    e.update(env or {})
-    return subprocess.run([LABKIT, *args], capture_output=True, text=True, env=e, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def inventory(container_dirs) -> tuple[str, set[str]]:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,24 +17,9 @@ import pytest
 
 import labkit
 from labkit.errors import NotFound
+from labkit_cli import LABKIT, cli  # tests/integration/labkit_cli.py
 
 pytestmark = pytest.mark.root
-
-LABKIT = str(Path(sys.executable).parent / "labkit")
-
-
-def cli(*args: str, lang: str = "pt", env: dict | None = None, input: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
-    e = dict(os.environ)
-    if lang == "en":
-        for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
-            e.pop(var, None)
-        e["LANG"] = "en_US.UTF-8"
-    else:
-        e["LABKIT_LANG"] = "pt_BR"
-    e.update(env or {})
-    return subprocess.run([LABKIT, *args], capture_output=True, text=True, env=e, timeout=timeout,
-                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
 
 
 @pytest.fixture

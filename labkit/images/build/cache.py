@@ -38,10 +38,10 @@ class BuildCache:
         return entry
 
     def put(self, key: str, entry: dict) -> None:
-        from ..layout import Layout
+        from ..layout import atomic_write
 
         self.dir.mkdir(parents=True, exist_ok=True)
-        Layout._atomic_write(self.dir / f"{key}.json", json.dumps(entry, sort_keys=True).encode())
+        atomic_write(self.dir / f"{key}.json", json.dumps(entry, sort_keys=True).encode())
 
     def clear(self) -> int:
         n = 0

@@ -301,3 +301,37 @@ class Cgroup:
                 parent = os.path.dirname(parent)
 
     # Backends implement: set_limits, stats, kill, _read_oom_kills.
+
+
+def bad_cpuset(value: str) -> LabkitError:
+    """The error for a ``--cpuset-cpus`` the kernel refused, naming the CPUs there are."""
+    return LabkitError(_("invalid --cpuset-cpus %(value)s: this machine has CPUs %(cpus)s")
+                       % {"value": value, "cpus": online_cpus()})
+
+
+def check_swap(swap: int | None, memory: int | None) -> None:
+    """Docker's rule for ``--memory-swap`` (memory + swap, -1 = unlimited): it needs a
+    memory limit and is at least that limit."""
+    if swap is None or swap == -1:
+        return
+    if memory is None:
+        raise LabkitError(_("--memory-swap needs --memory too"))
+    if swap < memory:
+        raise LabkitError(
+            _("--memory-swap (%(swap)s) must be at least --memory (%(memory)s)")
+            % {"swap": human(swap), "memory": human(memory)}
+        )
+
+
+class Backend:
+    """What the v1 and v2 backends share; ``handle(name)`` is the version's ``Cgroup``."""
+
+    def handle(self, name: str) -> Cgroup:
+        raise NotImplementedError
+
+    def open(self, name: str, must_exist: bool = True) -> Cgroup:
+        """A handle on cgroup ``name``; ``must_exist=False`` for one about to be created."""
+        cg = self.handle(name)
+        if must_exist and not cg.exists():
+            raise NotFound(_("no such cgroup: %(name)s") % {"name": cg.name})
+        return cg

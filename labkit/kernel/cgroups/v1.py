@@ -19,10 +19,10 @@ import errno
 import os
 import time
 
-from ...errors import LabkitError, NotFound
+from ...errors import LabkitError
 from ...i18n import _
 from .limits import Limits
-from .base import (Cgroup, check_cpus, human, limited, mkdirs, online_cpus, read,
+from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs, read,
                    read_int, write)
 
 CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "freezer")
@@ -73,10 +73,7 @@ class V1Cgroup(Cgroup):
             try:
                 write(os.path.join(self._need("cpuset"), "cpuset.cpus"), lim.cpuset_cpus)
             except OSError as e:
-                raise LabkitError(
-                    _("invalid --cpuset-cpus %(value)s: this machine has CPUs %(cpus)s")
-                    % {"value": lim.cpuset_cpus, "cpus": online_cpus()}
-                ) from e
+                raise bad_cpuset(lim.cpuset_cpus) from e
         if lim.memory is not None or lim.memory_swap is not None:
             self._set_memory(lim.memory, lim.memory_swap, creating)
         if lim.pids_limit is not None:
@@ -92,14 +89,7 @@ class V1Cgroup(Cgroup):
             mem = -1
         cur_mem = limited(read_int(mem_file))
         eff_mem = (None if mem == -1 else mem) if mem is not None else cur_mem
-        if swap is not None and swap != -1:
-            if eff_mem is None:
-                raise LabkitError(_("--memory-swap needs --memory too"))
-            if swap < eff_mem:
-                raise LabkitError(
-                    _("--memory-swap (%(swap)s) must be at least --memory (%(memory)s)")
-                    % {"swap": human(swap), "memory": human(eff_mem)}
-                )
+        check_swap(swap, eff_mem)
         cur_sw = limited(read_int(sw_file)) if has_sw else None
         if swap is None and mem is not None and has_sw:
             # Docker: an unset --memory-swap means as much swap as memory (2x in total).
@@ -184,21 +174,17 @@ class V1Cgroup(Cgroup):
             self._wait_empty(0.2)
 
 
-class V1Backend:
+class V1Backend(Backend):
     version = "v1"
 
     def __init__(self, mounts: dict[str, str]) -> None:
         self.roots = {c: mounts[c] for c in CONTROLLERS if c in mounts}
 
-    def open(self, name: str, must_exist: bool = True) -> V1Cgroup:
-        """A handle on cgroup ``name``; ``must_exist=False`` for one about to be created."""
-        cg = V1Cgroup(name, self.roots)
-        if must_exist and not cg.exists():
-            raise NotFound(_("no such cgroup: %(name)s") % {"name": cg.name})
-        return cg
+    def handle(self, name: str) -> V1Cgroup:
+        return V1Cgroup(name, self.roots)
 
     def create(self, name: str, limits: Limits | None = None) -> V1Cgroup:
-        cg = V1Cgroup(name, self.roots)
+        cg = self.handle(name)
         cpuset_root = self.roots.get("cpuset")
         try:
             for root in cg._roots:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 import time
 
-from ...errors import LabkitError, NotFound
+from ...errors import LabkitError
 from ...i18n import _
 from .limits import Limits
-from .base import (Cgroup, check_cpus, human, limited, mkdirs, online_cpus, read,
+from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs, read,
                    read_int, read_kv, write)
 
 WANTED = ("cpu", "memory", "pids", "cpuset", "io")
@@ -92,10 +92,7 @@ class V2Cgroup(Cgroup):
             except OSError as e:
                 if isinstance(e, LabkitError):
                     raise
-                raise LabkitError(
-                    _("invalid --cpuset-cpus %(value)s: this machine has CPUs %(cpus)s")
-                    % {"value": lim.cpuset_cpus, "cpus": online_cpus()}
-                ) from e
+                raise bad_cpuset(lim.cpuset_cpus) from e
         if lim.memory is not None or lim.memory_swap is not None:
             self._set_memory(lim.memory, lim.memory_swap, creating)
         if lim.pids_limit is not None:
@@ -106,14 +103,7 @@ class V2Cgroup(Cgroup):
             mem = -1
         cur_mem = limited(read_int(self._f("memory.max")))
         eff_mem = (None if mem == -1 else mem) if mem is not None else cur_mem
-        if swap is not None and swap != -1:
-            if eff_mem is None:
-                raise LabkitError(_("--memory-swap needs --memory too"))
-            if swap < eff_mem:
-                raise LabkitError(
-                    _("--memory-swap (%(swap)s) must be at least --memory (%(memory)s)")
-                    % {"swap": human(swap), "memory": human(eff_mem)}
-                )
+        check_swap(swap, eff_mem)
         if mem is not None and mem != -1:
             # v2 never refuses a lower memory.max: it reclaims, then OOM-kills. Refuse
             # ourselves when what cannot be reclaimed (no swap) is already above it.
@@ -197,21 +187,17 @@ class V2Cgroup(Cgroup):
             self._wait_empty(0.2)
 
 
-class V2Backend:
+class V2Backend(Backend):
     version = "v2"
 
     def __init__(self, root: str = "/sys/fs/cgroup") -> None:
         self.root = root
 
-    def open(self, name: str, must_exist: bool = True) -> V2Cgroup:
-        """A handle on cgroup ``name``; ``must_exist=False`` for one about to be created."""
-        cg = V2Cgroup(name, self.root)
-        if must_exist and not cg.exists():
-            raise NotFound(_("no such cgroup: %(name)s") % {"name": cg.name})
-        return cg
+    def handle(self, name: str) -> V2Cgroup:
+        return V2Cgroup(name, self.root)
 
     def create(self, name: str, limits: Limits | None = None) -> V2Cgroup:
-        cg = V2Cgroup(name, self.root)
+        cg = self.handle(name)
         leaf = cg.dir
 
         def init(path: str) -> None:
