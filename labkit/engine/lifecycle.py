@@ -230,7 +230,7 @@ class Lifecycle:
 
     @staticmethod
     def _console_master(console, error) -> int | None:
-        """The pty master the container's B process sent back (see spawn._open_console)."""
+        """The pty master the container's B process sent back (see child.open_console)."""
         if console is None:
             return None
         parent, child = console

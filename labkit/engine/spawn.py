@@ -18,190 +18,28 @@ process in an existing container).
 
 Either way PID 1 is re-parented to, or born of, the engine (a child
 subreaper), which reaps it and records its exit code. It builds the root
-filesystem, drops privileges and ``execve()``s the command. Until exec,
-errors travel back on a close-on-exec pipe: reading EOF there means the
-exec succeeded.
+filesystem, drops privileges and ``execve()``s the command (all of that is
+in :mod:`.child`). Until exec, errors travel back on a close-on-exec pipe:
+reading EOF there means the exec succeeded.
 """
 from __future__ import annotations
 
-import fcntl
 import gc
 import json
 import os
-import signal
 import socket
-import termios
 
-from ..kernel import capabilities, namespaces, seccomp
 from .. import i18n
-from ..i18n import _
+from ..kernel import namespaces, seccomp
 from . import rootfs
-
-PR_SET_CHILD_SUBREAPER = 36
-PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
-PR_SET_NAME = 15
-
-
-def _reset_signals() -> None:
-    # Python ignores SIGPIPE and handles SIGINT; an exec'd program must start
-    # with default dispositions and nothing blocked.
-    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP,
-                signal.SIGQUIT, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    signal.set_wakeup_fd(-1)
-
-
-def _report(fd: int, kind: str, message: str, code: int) -> None:
-    try:
-        os.write(fd, json.dumps({"kind": kind, "message": message, "code": code}).encode())
-    except OSError:
-        pass
-
-
-def _lookup_user(user: str) -> tuple[int, int, list[int]]:
-    """``user`` is ``name|uid[:group|gid]``, looked up in the container's /etc files."""
-    if user in ("", "0", "root", "0:0", "root:root"):
-        return 0, 0, []  # the common case: no need to read the image's /etc files
-    name, _sep, group = user.partition(":")
-
-    def table(path: str) -> list[list[str]]:
-        try:
-            with open(path) as f:
-                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-        except OSError:
-            return []
-
-    passwd, groups = table("/etc/passwd"), table("/etc/group")
-    if name.isdigit():
-        uid = int(name)
-        gid = next((int(p[3]) for p in passwd if len(p) > 3 and p[2] == name), uid)
-        login = next((p[0] for p in passwd if len(p) > 3 and p[2] == name), None)
-    else:
-        entry = next((p for p in passwd if p[0] == name and len(p) > 3), None)
-        if entry is None:
-            raise LookupError(_("unable to find user %(user)s: no matching entry in the image's /etc/passwd")
-                              % {"user": name})
-        uid, gid, login = int(entry[2]), int(entry[3]), name
-    if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            entry = next((g for g in groups if g[0] == group and len(g) > 2), None)
-            if entry is None:
-                raise LookupError(_("unable to find group %(group)s: no matching entry in the image's /etc/group")
-                                  % {"group": group})
-            gid = int(entry[2])
-    extra = [int(g[2]) for g in groups if login and len(g) > 3 and login in g[3].split(",")]
-    return uid, gid, extra
-
-
-TIOCGPTPEER = 0x5441
-TIOCSPTLCK = 0x40045431
-
-
-def _open_console(console_fd: int, winsize: list | None) -> int:
-    """A terminal from the container's own ``/dev/pts``; the master goes to the engine.
-
-    Like runc's console socket: the pseudo-terminal is created inside the
-    container, so ``tty`` names ``/dev/pts/0`` there, and the engine hands the
-    master side to the client, which copies keys and screen.
-    """
-    import struct
-
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt()
-    slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-    if winsize:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))
-    sock = socket.socket(fileno=console_fd)
-    socket.send_fds(sock, [b"m"], [master])
-    sock.close()
-    os.close(master)
-    return slave
-
-
-def _become_process(proc: dict, errfd: int) -> None:
-    """Common tail of B: stdio, tty, user, privileges, cwd, exec. Never returns."""
-    if proc.get("console") is not None:
-        stdio = [_open_console(proc["console"], proc.get("winsize"))] * 3
-    else:
-        stdio = proc["stdio"]
-    for target, fd in enumerate(stdio):
-        if fd != target:
-            os.dup2(fd, target)
-    os.setsid()  # its own session: signals to the engine's group never reach it
-    if proc.get("tty"):
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    # Only 0, 1 and 2 may reach the program (errfd is close-on-exec).
-    os.closerange(3, errfd)
-    os.closerange(errfd + 1, 1 << 20)
-    env = proc["env"]
-    try:
-        uid, gid, groups = _lookup_user(proc.get("user") or "0")
-    except LookupError as exc:
-        _report(errfd, "user", str(exc), 126)
-        os._exit(126)
-    capabilities.limit_to(capabilities.DEFAULT)
-    capabilities.set_no_new_privs()
-    os.setgroups(groups)
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    workdir = proc.get("workdir") or "/"
-    try:
-        os.chdir(workdir)
-    except OSError as exc:
-        _report(errfd, "workdir", _("cannot change to working directory %(dir)s: %(err)s")
-                % {"dir": workdir, "err": exc.strerror}, 126)
-        os._exit(126)
-    try:  # last: from here on only write (the error pipe), execve and _exit are needed
-        seccomp.install(proc.get("seccomp", "default"))
-    except OSError as exc:
-        _report(errfd, "seccomp", _("cannot install the seccomp filter: %(err)s") % {"err": exc.strerror}, 125)
-        os._exit(125)
-    argv = proc["argv"]
-    try:
-        os.execvpe(argv[0], argv, env)
-    except FileNotFoundError:
-        _report(errfd, "notfound", f"{argv[0]}: executable file not found in $PATH", 127)
-        os._exit(127)
-    except PermissionError:
-        _report(errfd, "permission", f"{argv[0]}: permission denied", 126)
-        os._exit(126)
-    except OSError as exc:
-        _report(errfd, "exec", f"{argv[0]}: {exc.strerror}", 126)
-        os._exit(126)
-
-
-def _loopback_up() -> None:
-    """Bring ``lo`` up in the new network namespace (as Docker/podman do)."""
-    import struct
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))  # SIOCSIFFLAGS, IFF_UP
-
-
-def _child_b_new(spec: dict, errfd: int, loopback: bool = True) -> None:
-    try:
-        if loopback:
-            _loopback_up()
-        if spec.get("rootfs"):  # a spare may have built it already
-            rootfs.build(spec["rootfs"])
-        if spec.get("hostname"):
-            socket.sethostname(spec["hostname"])
-    except (OSError, rootfs.RootfsError) as exc:
-        _report(errfd, "rootfs", str(exc), 125)
-        os._exit(125)
-    _become_process(spec["process"], errfd)
+from .child import (PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_NAME, become_process, child_b_new,
+                    loopback_up, report, reset_signals)
 
 
 def _fork_twice(prepare, run_b, syncfd: int, errfd: int) -> None:
     """Body of child A: ``prepare()`` (cgroup, namespaces), fork B, report its pid, exit."""
     try:
-        _reset_signals()
+        reset_signals()
         # Non-dumpable until execve (which resets it): the container cannot open /proc/<B>/exe
         # (the host's Python) or /proc/<B>/fd/* while B, a copy of the engine, joins it
         # (runc CVE-2019-5736). B inherits the flag through fork.
@@ -211,14 +49,14 @@ def _fork_twice(prepare, run_b, syncfd: int, errfd: int) -> None:
         prepare()
         pid = os.fork()
     except BaseException as exc:  # noqa: BLE001 - A must never return into the engine
-        _report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
+        report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
         os._exit(125)
     if pid == 0:
         try:
             os.close(syncfd)
             run_b()
         except BaseException as exc:  # noqa: BLE001
-            _report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
+            report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
         os._exit(125)
     os.write(syncfd, str(pid).encode())
     os._exit(0)
@@ -278,7 +116,7 @@ def start(spec: dict, cgroup) -> tuple[int, dict | None]:
             cgroup.attach(os.getpid())  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
             namespaces.unshare(flags)
 
-        return _launch(prepare, lambda errfd: _child_b_new(spec, errfd))
+        return _launch(prepare, lambda errfd: child_b_new(spec, errfd))
     return _clone_launch(flags & ~namespaces.CLONE_NEWCGROUP, flags & namespaces.CLONE_NEWCGROUP,
                          spec, cgroup)
 
@@ -296,7 +134,7 @@ def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, 
     if pid == 0:  # PID 1 of the new namespaces; never returns into the engine
         try:
             os.close(err_r)
-            _reset_signals()
+            reset_signals()
             # non-dumpable until execve: see _fork_twice
             from ..kernel.libc import check, libc
 
@@ -304,9 +142,9 @@ def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, 
             cgroup.attach(0)  # "0" = the writer itself; its pid here would be 1
             if cgroup_ns:
                 namespaces.unshare(cgroup_ns)
-            _child_b_new(spec, err_w)
+            child_b_new(spec, err_w)
         except BaseException as exc:  # noqa: BLE001
-            _report(err_w, "setup", f"{type(exc).__name__}: {exc}", 125)
+            report(err_w, "setup", f"{type(exc).__name__}: {exc}", 125)
         os._exit(125)
     os.close(err_w)
     return pid, _read_report(err_r)
@@ -371,7 +209,7 @@ def make_spare(cid: str, cgroup, create_cgroup, root: dict | None = None) -> Spa
     # PID 1 of a new PID namespace: never returns into the engine
     try:
         mine.close()
-        _reset_signals()
+        reset_signals()
         from ..kernel.libc import check, libc
 
         check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")  # see _fork_twice
@@ -386,7 +224,7 @@ def make_spare(cid: str, cgroup, create_cgroup, root: dict | None = None) -> Spa
         create_cgroup()
         cgroup.attach(0)  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
         namespaces.unshare(flags & ~namespaces.CLONE_NEWPID)
-        _loopback_up()
+        loopback_up()
         if root:
             i18n.preload()  # after pivot_root the catalog file is out of reach
             for key in ("upperdir", "workdir", "rootfs"):
@@ -413,9 +251,9 @@ def make_spare(cid: str, cgroup, create_cgroup, root: dict | None = None) -> Spa
             proc["console"] = fds[1]
         else:
             proc["stdio"] = fds[1:4]
-        _child_b_new(spec, errfd, loopback=False)
+        child_b_new(spec, errfd, loopback=False)
     except BaseException as exc:  # noqa: BLE001
-        _report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
+        report(errfd, "setup", f"{type(exc).__name__}: {exc}", 125)
     os._exit(125)
 
 
@@ -449,7 +287,7 @@ def start_exec(pid: int, proc: dict, cgroup) -> tuple[int, dict | None]:
         cgroup.attach(os.getpid())
         namespaces.enter(pid, names)
 
-    return _launch(prepare, lambda errfd: _become_process(proc, errfd))
+    return _launch(prepare, lambda errfd: become_process(proc, errfd))
 
 
 def become_subreaper() -> None:
