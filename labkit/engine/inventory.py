@@ -82,7 +82,7 @@ class Inventory:
         except FileNotFoundError:
             return set()
 
-    # -- shutdown ---------------------------------------------------------------------
+    # -- cleanup ----------------------------------------------------------------------
     def _remove_parent_cgroups(self, known: set[str] = frozenset()) -> None:
         """Remove cgroups left by this home's containers that no longer run.
 

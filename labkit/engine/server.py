@@ -37,6 +37,8 @@ from .update import Update
 
 
 class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
+    """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
+
     def __init__(self, home: Path) -> None:
         self.home = home
         self.cdir = paths.containers_dir(home)
@@ -231,9 +233,7 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
         except OSError:
             pass
 
-    # -- container lifecycle ------------------------------------------------------------
-
-
+    # -- small requests -----------------------------------------------------------------
     def op_ping(self, msg, fds, conn):
         spare = {"id": self.spare.cid, "pid": self.spare.pid} if self.spare else None
         return {"ok": True, "pid": os.getpid(), "home": str(self.home), "spare": spare}
@@ -242,7 +242,7 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
         self.running = False
         return {"ok": True}
 
-
+    # -- shutdown ---------------------------------------------------------------------
     def shutdown(self) -> None:
         """Stop every container (as dockerd does without live-restore), then leave."""
         if self.spare is not None:

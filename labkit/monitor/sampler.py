@@ -139,7 +139,6 @@ class _Target:
         return row
 
 
-
 class Monitor:
     """Sample ``targets`` (and the host) ``rate`` times per second.
 

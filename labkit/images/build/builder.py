@@ -39,6 +39,12 @@ class BuildResult:
 
 
 class Builder:
+    """One build: the Dockerfile parsed, the stages built in order, the last one written as the image.
+
+    The handlers in :mod:`.instructions` get the builder as ``b`` and use its
+    shared state (``store``, ``cache``, ``context``, ``build_args``...) and helpers.
+    """
+
     def __init__(self, context: Path, dockerfile_text: str, *, tag: str | None = None,
                  build_args: dict[str, str] | None = None, no_cache: bool = False,
                  network: str = "none", target: str | None = None,
@@ -200,7 +206,7 @@ class Builder:
         self.stages[str(stage.index)] = state
         return state
 
-    # ---- config-only instructions
+    # ---- helpers of the handlers
     def config_step(self, state: State, instr: Instruction, shown: str, apply: Callable[[], None]) -> None:
         self.announce(instr, shown)
         apply()
