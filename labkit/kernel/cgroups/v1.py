@@ -22,8 +22,8 @@ import time
 from ...errors import LabkitError
 from ...i18n import _
 from .limits import Limits
-from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs, read,
-                   read_int, write)
+from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs,
+                   read, read_int, write)
 
 CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "freezer")
 PERIOD_US = 100_000

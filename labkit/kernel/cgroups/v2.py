@@ -23,8 +23,8 @@ import time
 from ...errors import LabkitError
 from ...i18n import _
 from .limits import Limits
-from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs, read,
-                   read_int, read_kv, write)
+from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs,
+                   read, read_int, read_kv, write)
 
 WANTED = ("cpu", "memory", "pids", "cpuset", "io")
 PERIOD_US = 100_000
