@@ -4,8 +4,10 @@ One gzip layer holding ``/bin/busybox``, a symlink per applet (from
 ``busybox --list-full``), the usual top-level directories and a minimal
 ``/etc/passwd`` and ``/etc/group``. Everything that could vary between runs
 or machines is fixed: entries sorted, owner 0:0, mtime 0, gzip header mtime 0
-and level 9, JSON with sorted keys, ``created`` 1970-01-01. The same busybox
-binary therefore always gives the same image digest.
+and level 9, JSON with sorted keys. ``created`` is ``SOURCE_DATE_EPOCH`` when set,
+else the binary's own mtime (the date the busybox-static package gave it, the
+same on every machine with that package version). The same busybox binary
+therefore always gives the same image digest.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 from ..errors import LabkitError
@@ -22,7 +25,6 @@ from . import layers
 from .layout import MT_CONFIG, MT_MANIFEST, Layout, canonical_json
 
 REF = "localhost/busybox:latest"
-EPOCH = "1970-01-01T00:00:00Z"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GZIP_LEVEL = 9
 
@@ -93,10 +95,20 @@ def rootfs_entries(binary: Path) -> list[layers.Entry]:
     return entries
 
 
+def created(binary: Path) -> str:
+    """The image's date: SOURCE_DATE_EPOCH, else when the binary was built (its mtime)."""
+    try:
+        when = int(os.environ["SOURCE_DATE_EPOCH"])
+    except (KeyError, ValueError):
+        when = int(binary.stat().st_mtime)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 def build(layout: Layout, binary: Path | None = None, ref: str = REF) -> dict:
     """Write the busybox image into ``layout``; return its manifest descriptor."""
     binary = binary or find_binary()
     arch, _static = elf_info(binary)
+    date = created(binary)
     layout.ensure()
     with layout.writing():
         buf = io.BytesIO()
@@ -105,10 +117,10 @@ def build(layout: Layout, binary: Path | None = None, ref: str = REF) -> dict:
         config = {
             "architecture": arch,
             "os": "linux",
-            "created": EPOCH,
+            "created": date,
             "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
             "rootfs": {"type": "layers", "diff_ids": [tar.diff_id]},
-            "history": [{"created": EPOCH, "created_by": f"labkit: {version(binary)} from the host's busybox-static"}],
+            "history": [{"created": date, "created_by": f"labkit: {version(binary)} from the host's busybox-static"}],
         }
         config_desc = layout.put_json(config, MT_CONFIG)
         manifest = {

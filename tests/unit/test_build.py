@@ -294,3 +294,53 @@ def test_healthcheck_and_stopsignal(tmp_path, home):
     with pytest.raises(LabkitError) as exc:
         build(ctx, "hc:2", home=home, quiet=True, dockerfile="FROM busybox\nHEALTHCHECK --interval=xx CMD true\n")
     assert "linha 2" in str(exc.value) or "line 2" in str(exc.value)
+
+
+# --------------------------------------------------------------------------- dates
+def _date(ts: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def test_created_is_the_newest_input(tmp_path, home, monkeypatch):
+    """Debian's convention: the date of the newest input, not the build's wall clock nor 1970."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a.txt b.txt /\nCMD [\"x\"]\n",
+               {"a.txt": "A\n", "b.txt": "B\n", "ignored.txt": "I\n", ".dockerignore": "ignored.txt\n"})
+    os.utime(ctx / "Dockerfile", (1_600_000_000, 1_600_000_000))
+    os.utime(ctx / "a.txt", (1_650_000_000, 1_650_000_000))
+    os.utime(ctx / "b.txt", (1_700_000_000, 1_700_000_000))          # the newest file copied
+    os.utime(ctx / "ignored.txt", (1_800_000_000, 1_800_000_000))    # never read: not an input
+    img = build(ctx, "datas:1", home=home, out=lambda _l: None)
+    assert img.config["created"] == _date(1_700_000_000)
+    assert {h["created"] for h in img.config["history"]} <= {_date(1_600_000_000), _date(1_700_000_000)}
+    # files in the layer keep mtime 0 whatever the date: the layer's digest does not move
+    members = _layer_members(Store(home), img.layers[0])
+    assert {m.mtime for m in members.values()} == {0}
+    # the same inputs give the same date and so the same image ID
+    again = build_result(ctx, "datas:2", home=home, out=lambda _l: None, no_cache=True).image
+    assert again.id == img.id
+
+
+def test_created_follows_source_date_epoch(tmp_path, home, monkeypatch):
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a.txt /\n", {"a.txt": "A\n"})
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    img = build(ctx, "datas:fixa", home=home, out=lambda _l: None)
+    assert img.config["created"] == _date(1234567890)
+    assert all(h["created"] == _date(1234567890) for h in img.config["history"])
+
+
+def test_a_build_is_not_older_than_its_base(tmp_path, home, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    base_ctx = tmp_path / "base"
+    base_ctx.mkdir()
+    (base_ctx / "f").write_text("f\n")
+    (base_ctx / "Dockerfile").write_text("FROM scratch\nCOPY f /\n")
+    os.utime(base_ctx / "f", (1_700_000_000, 1_700_000_000))
+    os.utime(base_ctx / "Dockerfile", (1_600_000_000, 1_600_000_000))
+    build(base_ctx, "base:1", home=home, out=lambda _l: None)
+    ctx = _ctx(tmp_path, "FROM base:1\nENV X=1\n", {})
+    os.utime(ctx / "Dockerfile", (1_500_000_000, 1_500_000_000))
+    img = build(ctx, "filho:1", home=home, out=lambda _l: None)
+    assert img.config["created"] == _date(1_700_000_000)

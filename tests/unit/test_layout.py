@@ -323,3 +323,16 @@ def test_gc_removes_stale_temporaries(home):
     s.gc()
     assert not dead_dir.exists() and not dead_blob.exists() and young_dir.exists()
     assert len([p for p in (home / "layers").iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_busybox_is_dated_by_its_binary(tmp_path, monkeypatch):
+    """`labkit images` must not say 'há 56 anos': the image carries its binary's date."""
+    from labkit.images import busybox
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    binary = busybox.find_binary()
+    img = Store(tmp_path / "a").resolve("busybox")
+    assert img.created is not None and int(img.created.timestamp()) == int(binary.stat().st_mtime)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    fixed = Store(tmp_path / "b").resolve("busybox")
+    assert int(fixed.created.timestamp()) == 1700000000 and fixed.id != img.id

@@ -16,9 +16,11 @@ How a step becomes a layer:
 The cache works like Docker's: a step's key is the hash of the previous key,
 the instruction text (after ``ARG``/``ENV`` expansion) and, for ``COPY``/``ADD``,
 the content of the copied files. A hit reuses the layer; a rebuild with
-nothing changed writes no layer at all. The config's timestamps are fixed
-(``SOURCE_DATE_EPOCH``, default 0), so the same Dockerfile and context give
-the same image ID every time.
+nothing changed writes no layer at all. The config's timestamps follow
+Debian's convention: ``SOURCE_DATE_EPOCH`` when set, else the newest input
+(the Dockerfile, the base image, the files ``COPY``/``ADD`` read); files in
+layers keep mtime 0. So the same Dockerfile and context give the same image ID
+every time, and ``labkit images`` shows a date that means something.
 
 The package reads in the order a build happens: :mod:`.builder` is the driver
 loop (stages, ``FROM``, the cache look-up, writing a layer, the result);

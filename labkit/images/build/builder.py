@@ -26,7 +26,7 @@ from ..dockerfile import Instruction, expand_word, expand_words
 from ..dockerignore import DockerIgnore
 from .cache import BuildCache, chain_key
 from .instructions import HANDLERS
-from .state import GZIP_LEVEL, PREDEFINED_ARGS, Progress, State, created, scratch_config
+from .state import GZIP_LEVEL, PREDEFINED_ARGS, Progress, State, created, end_dates, note_input, scratch_config, start_dates
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Builder:
                  build_args: dict[str, str] | None = None, no_cache: bool = False,
                  network: str = "none", target: str | None = None,
                  progress: Progress | None = None, store=None, dockerfile_name: str = "Dockerfile",
-                 labels: dict[str, str] | None = None) -> None:
+                 labels: dict[str, str] | None = None, dockerfile_mtime: float = 0) -> None:
         from ..store import Store
 
         self.context = Path(context).resolve()
@@ -66,6 +66,7 @@ class Builder:
         self.cache = BuildCache(self.store.home, self.store.layout)
         self.ignore = DockerIgnore.load(self.context)
         self.extra_labels = labels or {}
+        self.dockerfile_mtime = dockerfile_mtime
         self.stages: dict[str, State] = {}
         self.stage_list: list[State] = []
         self.step = 0
@@ -105,6 +106,7 @@ class Builder:
                 global_args[name] = value
         self.global_args = global_args
         self.global_declared = {dfmod.parse_arg(i, {})[0] for i in self.df.global_args}
+        dates = start_dates(self.dockerfile_mtime)
         try:
             self.store.layout.ensure()
             with self.store.layout.writing():
@@ -114,6 +116,7 @@ class Builder:
                 assert state is not None
                 image = self.finish(state)
         finally:
+            end_dates(dates)
             self.cleanup()
         unused = sorted(set(self.build_args) - self.used_args - PREDEFINED_ARGS)
         if unused:
@@ -155,6 +158,8 @@ class Builder:
             state = State(config=scratch_config(), key=chain_key("scratch"), base_ref="scratch")
         else:
             img = self.base_image(base, instr)
+            if img.created is not None:
+                note_input(img.created.timestamp())
             cfg = copy.deepcopy(img.config)
             cfg.setdefault("config", {})
             cfg.setdefault("history", [])
@@ -315,6 +320,7 @@ def build_result(context: str | os.PathLike = ".", tag: str | None = None, *, do
     if not ctx.is_dir():
         raise NotFound(_("build context not found: %(path)s") % {"path": ctx})
     name = "Dockerfile"
+    dockerfile_mtime = 0.0
     if dockerfile is not None and isinstance(dockerfile, str) and "\n" in dockerfile:
         text = dockerfile
     else:
@@ -329,6 +335,7 @@ def build_result(context: str | os.PathLike = ".", tag: str | None = None, *, do
                 raise NotFound(_("Dockerfile not found: %(path)s") % {"path": path})
         text = path.read_text(encoding="utf-8")
         name = path.name
+        dockerfile_mtime = path.stat().st_mtime
     if tag:
         from .. import refs
 
@@ -338,7 +345,7 @@ def build_result(context: str | os.PathLike = ".", tag: str | None = None, *, do
             raise LabkitError(_("invalid image name: %(name)s") % {"name": tag}) from None
     builder = Builder(ctx, text, tag=tag, build_args=build_args, no_cache=no_cache, network=network,
                       target=target, progress=Progress(out, quiet), store=Store(home) if home else None,
-                      dockerfile_name=name, labels=labels)
+                      dockerfile_name=name, labels=labels, dockerfile_mtime=dockerfile_mtime)
     return builder.run()
 
 

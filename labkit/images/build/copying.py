@@ -21,7 +21,7 @@ from ...errors import LabkitError
 from ...i18n import _
 from ..dockerfile import DockerfileError, Instruction, expand_word
 from .cache import chain_key
-from .state import State
+from .state import State, note_input
 
 if TYPE_CHECKING:
     from .builder import Builder
@@ -305,6 +305,8 @@ def _entry(b: Builder, name: str, kind: str, source, owner, chmod):
 
     uid, gid = owner or (0, 0)
     st = os.lstat(source)
+    if str(source).startswith(str(b.context) + os.sep) or str(source) == str(b.context):
+        note_input(st.st_mtime)  # a file of the context: an input that dates the image
     if kind == "dir":
         return layers.dir_entry(name, chmod if chmod is not None else stat.S_IMODE(st.st_mode), uid, gid)
     if kind == "link":

@@ -19,7 +19,7 @@ from ...errors import LabkitError
 from ...i18n import _
 from ..dockerfile import Instruction
 from .cache import chain_key
-from .state import GZIP_LEVEL, State, clamp_mtimes, epoch
+from .state import GZIP_LEVEL, State, clamp_mtimes
 
 if TYPE_CHECKING:
     from .builder import Builder
@@ -74,7 +74,7 @@ def run_step(b: Builder, state: State, instr: Instruction) -> None:
         moved = b.tmp / f"upper-{b.step}"
         os.rename(upper, moved)
         upper.mkdir()  # the engine removes it with the container
-        clamp_mtimes(moved, epoch())  # the unpacked layer matches its tarball
+        clamp_mtimes(moved, 0)  # the unpacked layer matches its tarball (mtime 0)
         desc = b.store.add_layer_from_dir(moved, move=True, owner=None, mtime=0,
                                              compress="gzip", level=GZIP_LEVEL)
         diff_id = desc.pop("diff_id")

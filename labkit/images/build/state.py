@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import time
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -21,15 +22,38 @@ PREDEFINED_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FT
 GZIP_LEVEL = 1  # layers are written once per build; speed over a few bytes
 
 
-def epoch() -> int:
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` (reproducible-builds.org) when set to an integer."""
     try:
-        return int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-    except ValueError:
-        return 0
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    except (KeyError, ValueError):
+        return None
+
+
+# The build's date, Debian's convention: SOURCE_DATE_EPOCH, else the newest input
+# seen so far (the Dockerfile, the base image, the files COPY/ADD read). The same
+# inputs give the same date, so the same image ID, and `labkit images` shows
+# something true instead of 1970. A ContextVar keeps two builds in two threads apart.
+_build_date: ContextVar[int] = ContextVar("build_date", default=0)
+
+
+def start_dates(first_input: float = 0) -> Token:
+    fixed = source_date_epoch()
+    return _build_date.set(fixed if fixed is not None else max(0, int(first_input)))
+
+
+def note_input(mtime: float) -> None:
+    """An input of the build (a file read, a base image) dated ``mtime``."""
+    if source_date_epoch() is None and int(mtime) > _build_date.get():
+        _build_date.set(int(mtime))
+
+
+def end_dates(token: Token) -> None:
+    _build_date.reset(token)
 
 
 def created() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch()))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_build_date.get()))
 
 
 # --------------------------------------------------------------------------- progress
