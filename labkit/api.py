@@ -40,7 +40,8 @@ def _warn_shell_string(cmd: Any) -> None:
         words = shlex.split(cmd)
     except ValueError:
         return  # _argv reports the unbalanced quote
-    found = [w for w in words if w in _SHELL_WORDS or w.startswith((">", "|", "&&", ";", "2>"))]
+    found = [w for w in words
+             if w in _SHELL_WORDS or w.startswith((">", "|", "&&", ";", "2>")) or w.endswith(";")]
     if found:
         import warnings
 
