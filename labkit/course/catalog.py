@@ -52,9 +52,11 @@ register(Exercise(
 register(Exercise(
     "01.2", "an application and a service",
     [p(c.container_running, "loja-app"),
-     p(c.container_running, "loja-cache")],
+     p(c.container_running, "loja-cache"),
+     p(c.container_started_first, "loja-app", "loja-cache")],
     hints=[
-        "Two calls to labkit.run with detach=True, one per container.",
+        "Two calls to labkit.run with detach=True, one per container: "
+        "\"loja-app\" first.",
         "Names: \"loja-app\" and \"loja-cache\"; any long command will do "
         "(sleep 600).",
     ],

@@ -148,6 +148,25 @@ def started_after(name: str, started: str, other: str, other_started: str) -> Ve
                   'Remove it and create it again.') % {"name": name, "other": other})
 
 
+def container_started_first(first: str, second: str) -> Verdict:
+    """``first`` started before ``second``: the order an exercise asks for."""
+    c, missing = _container(first)
+    if missing is not None:
+        return missing
+    o, missing = _container(second)
+    if missing is not None:
+        return missing
+    return started_first(first, _started(c), second, _started(o))
+
+
+def started_first(first: str, started: str, second: str, second_started: str) -> Verdict:
+    if started and second_started and started < second_started:
+        return ok(_('"%(first)s" started before "%(second)s", in the order asked.')
+                  % {"first": first, "second": second})
+    return fail(_('"%(second)s" started before "%(first)s": start "%(first)s" first '
+                  '(remove both and start them again).') % {"first": first, "second": second})
+
+
 def container_oom_killed(name: str) -> Verdict:
     c, missing = _container(name)
     if missing is not None:

@@ -59,6 +59,12 @@ def _wrong_00_1():
         _run("echo olá > /ola.txt", name="primeiro", remove=False)
 
 
+def _wrong_01_2():
+    # both, but in the other order: exercise 01.3 relies on loja-app starting first here
+    _run(["sleep", "600"], name="loja-cache", detach=True)
+    _run(["sleep", "600"], name="loja-app", detach=True)
+
+
 def _wrong_01_3():
     # 01.2 done, then the wrong container made again: loja-app is still the first one
     exec(SOLUTIONS["01.2"], {"labkit": labkit})
@@ -83,7 +89,7 @@ WRONG = {
     "00.1": _wrong_00_1,
     "00.2": lambda: _run(["sleep", "1"], name="segundo-plano", remove=False),  # not detached
     "01.1": lambda: _run(["sleep", "600"], name="vigia", detach=True),         # not top
-    "01.2": lambda: _run(["sleep", "600"], name="loja-app", detach=True),      # one of two
+    "01.2": _wrong_01_2,
     "01.3": _wrong_01_3,
     "02.1": lambda: _run(["sleep", "600"], name="isolado", network="host", detach=True),
     "02.2": lambda: _run(["sleep", "600"], name="nomeado", detach=True),       # no hostname=

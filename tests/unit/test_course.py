@@ -94,6 +94,9 @@ def test_started_after_compares_iso_times():
                         "2026-12-02T16:06:22.100000Z")
     assert not v and "ainda é o primeiro" in str(v)
     assert not c.started_after("a", "", "b", "2026-12-02T16:06:22Z")
+    assert c.started_first("loja-app", "2026-12-02T16:06:21.5Z", "loja-cache", "2026-12-02T16:06:22Z")
+    v = c.started_first("loja-app", "2026-12-02T16:06:23Z", "loja-cache", "2026-12-02T16:06:22Z")
+    assert not v and 'comece pelo "loja-app"' in str(v)
 
 
 def test_path_cannot_escape_upper(tmp_path):
