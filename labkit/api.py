@@ -21,6 +21,38 @@ from .errors import LabkitError
 from .i18n import _
 
 
+class ShellSyntaxWarning(UserWarning):
+    """A command given as one string holds shell syntax that no shell will read."""
+
+
+# Words that mean something only to a shell. A string command is split by shlex and
+# run without a shell, so these reach the program as plain arguments.
+_SHELL_WORDS = {">", ">>", "<", "<<", "|", "||", "&&", ";", "&", "2>", "2>>", "2>&1", "&>"}
+
+
+def _warn_shell_string(cmd: Any) -> None:
+    """Warn when a string command looks like shell syntax: ``"echo oi > /f"`` runs echo
+    with the arguments ``oi``, ``>`` and ``/f``, and writes no file, silently."""
+    if not isinstance(cmd, str):
+        return
+    import shlex
+
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return  # _argv reports the unbalanced quote
+    found = [w for w in words
+             if w in _SHELL_WORDS or w.startswith((">", "|", "&&", ";", "2>")) or w.endswith(";")]
+    if found:
+        import warnings
+
+        warnings.warn(
+            _("the command %(cmd)s is split into words and run without a shell; the program "
+              "gets these as plain arguments: %(words)s. For redirections, pipes or &&, use "
+              "[\"sh\", \"-c\", %(cmd)s]") % {"cmd": repr(cmd), "words": " ".join(found)},
+            ShellSyntaxWarning, stacklevel=3)
+
+
 @dataclass
 class Result:
     """What an attached run gives back."""
@@ -200,6 +232,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     or ``"host"``. ``stdout``/``stderr`` (streams or fds) show the output
     live instead of capturing it.
     """
+    _warn_shell_string(cmd)
     if isinstance(env, dict):
         env = [f"{k}={v}" for k, v in env.items()]
     config = {
@@ -347,6 +380,7 @@ class Container:
              workdir: str | None = None, user: str | None = None, stdin: bytes | str | None = None,
              timeout: float | None = None) -> Result:
         """Run another process inside this container (as ``docker exec``)."""
+        _warn_shell_string(cmd)
         if isinstance(env, dict):
             env = [f"{k}={v}" for k, v in env.items()]
         message = {"op": "exec", "ref": self.id, "cmd": _argv(cmd), "env": _client_env(env),

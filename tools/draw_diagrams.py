@@ -95,7 +95,7 @@ def _save(fig, path: Path) -> None:
 
 # ---------------------------------------------------------------- figure 1
 def draw_slices(path: Path) -> None:
-    """A container is a slice of one shared kernel's CPU, memory and disk."""
+    """A container is a slice of one shared kernel: CPU and memory ceilings, shared disk."""
     fig, ax, ymax = _canvas(5.7)
     ax.text(50, ymax - 3.2, "Um contêiner é uma fatia do mesmo hospedeiro",
             ha="center", va="center", fontsize=17, weight="bold", color=DARK)
@@ -114,20 +114,24 @@ def draw_slices(path: Path) -> None:
         _box(ax, bar_x + i * (box_w + box_gap), top_y, box_w, top_h, label,
              fc=fc, ec=ec, lw=2.2, fs=13, weight="bold")
 
-    # Resource bars: each container takes its slice; grey is what is left.
-    rows = [
-        ("CPU", "2 núcleos",
-         [(0.25, "0,5 núcleo"), (0.50, "1 núcleo"), (0.125, "0,25"),
-          (0.125, "livre")]),
-        ("Memória", "4 GiB",
-         [(0.125, "512 MiB"), (0.375, "1,5 GiB"), (0.125, "512 MiB"),
-          (0.375, "livre")]),
-        ("Disco", "40 GB",
-         [(0.10, "4 GB"), (0.40, "16 GB"), (0.10, "4 GB"),
-          (0.40, "livre")]),
-    ]
+    # Resource bars. CPU and memory: each container's cgroup limit, a ceiling
+    # (not a reservation); grey is what no limit claims. Disk has no cgroup
+    # slice: each container writes into its own upper directory on the host's
+    # file system, and only a quota on that file system (or --storage-opt size
+    # on xfs) would cap it, so the bar shows shared space, not slices.
     fills = [fc for _, _, fc in containers] + [GREY_L]
     edges = [ec for _, ec, _ in containers] + [GREY]
+    rows = [
+        ("CPU", "2 núcleos",
+         [(0.25, "teto 0,5", 0), (0.50, "teto 1 núcleo", 1), (0.125, "0,25", 2),
+          (0.125, "sem teto", 3)]),
+        ("Memória", "4 GiB",
+         [(0.125, "512 MiB", 0), (0.375, "teto 1,5 GiB", 1), (0.125, "512 MiB", 2),
+          (0.375, "sem teto", 3)]),
+        ("Disco", "sem fatia",
+         [(0.26, "imagem (de todos)", None), (0.05, "A", 0), (0.14, "upper B", 1),
+          (0.04, "C", 2), (0.51, "livre: de quem escrever", 3)]),
+    ]
     y = top_y - 2.0
     for name, total, parts in rows:
         y -= bar_h + 2.0
@@ -136,9 +140,10 @@ def draw_slices(path: Path) -> None:
         ax.text(bar_x - 1.5, y + bar_h / 2 - 1.6, total, ha="right",
                 va="center", fontsize=12, color=GREY)
         x = bar_x
-        for k, (frac, text) in enumerate(parts):
+        for frac, text, k in parts:
             w = frac * bar_w
-            ax.add_patch(Rectangle((x, y), w, bar_h, fc=fills[k], ec=edges[k],
+            fc, ec = (PURPLE_L, PURPLE) if k is None else (fills[k], edges[k])
+            ax.add_patch(Rectangle((x, y), w, bar_h, fc=fc, ec=ec,
                                    lw=2.0, zorder=2))
             if text:
                 ax.text(x + w / 2, y + bar_h / 2, text, ha="center",
@@ -149,9 +154,10 @@ def draw_slices(path: Path) -> None:
     # The one kernel under everything.
     ky, kh = 2.5, 7.5
     ax.text(50, (ky + kh + y) / 2,
-            "o kernel corta as fatias com cgroups e separa a visão de cada um "
-            "com namespaces",
-            ha="center", va="center", fontsize=12, color=KERNEL, style="italic")
+            "cgroups põem tetos (não reservas) em CPU e memória; o disco só tem teto\n"
+            "com uma cota no sistema de arquivos das pastas upper; namespaces separam a visão",
+            ha="center", va="center", fontsize=12, color=KERNEL, style="italic",
+            linespacing=1.3)
     _box(ax, 3.5, ky, 93, kh,
          "Kernel Linux do hospedeiro: um só, compartilhado por todos",
          fc=KERNEL_L, ec=KERNEL, lw=2.2, fs=14, weight="bold", color=KERNEL)

@@ -39,21 +39,24 @@ register(Exercise(
 # ---------------------------------------------------------------- 01 o que é um contêiner
 register(Exercise(
     "01.1", "a container is a process",
-    [p(c.container_running, "dorminhoco"),
-     p(c.container_process_is, "dorminhoco", "sleep")],
+    [p(c.container_running, "vigia"),
+     p(c.container_process_is, "vigia", "top")],
     hints=[
-        "Start busybox in the background (detach=True) with name=\"dorminhoco\".",
-        "Its command must be sleep, e.g. [\"sleep\", \"600\"]: the check looks for a "
-        "process called sleep on the host.",
+        "Start busybox in the background (detach=True) with name=\"vigia\".",
+        "Its command is [\"top\", \"-b\"]: the check looks, on the host, for a "
+        "process called top with the container's PID.",
+        "psutil.Process(container.pid).name() tells the name of that process.",
     ],
-    containers=["dorminhoco"],
+    containers=["vigia"],
 ))
 register(Exercise(
     "01.2", "an application and a service",
     [p(c.container_running, "loja-app"),
-     p(c.container_running, "loja-cache")],
+     p(c.container_running, "loja-cache"),
+     p(c.container_started_first, "loja-app", "loja-cache")],
     hints=[
-        "Two calls to labkit.run with detach=True, one per container.",
+        "Two calls to labkit.run with detach=True, one per container: "
+        "\"loja-app\" first.",
         "Names: \"loja-app\" and \"loja-cache\"; any long command will do "
         "(sleep 600).",
     ],
@@ -61,12 +64,15 @@ register(Exercise(
 ))
 register(Exercise(
     "01.3", "disposable",
-    [p(c.container_absent, "dorminhoco")],
+    [p(c.container_running, "loja-cache"),
+     p(c.container_running, "loja-app"),
+     p(c.container_started_after, "loja-app", "loja-cache")],
     hints=[
-        "labkit.get(\"dorminhoco\") gives the container; look at its methods.",
+        "labkit.get(\"loja-app\") gives the container; look at its methods.",
         "A running container must be stopped or removed with force=True.",
+        "Then create \"loja-app\" again, as in exercise 01.2.",
     ],
-    containers=["dorminhoco"],
+    containers=["loja-app", "loja-cache"],
 ))
 
 # ---------------------------------------------------------------- 02 namespaces
@@ -92,14 +98,18 @@ register(Exercise(
     containers=["nomeado"],
 ))
 register(Exercise(
-    "02.3", "no network but loopback",
-    [p(c.container_running, "isolado"),
-     p(c.container_only_loopback, "isolado")],
+    "02.3", "the host's network",
+    [p(c.container_running, "na-rede-do-host"),
+     p(c.container_namespaces_shared, "na-rede-do-host", ["net"]),
+     p(c.container_sees_host_network, "na-rede-do-host"),
+     p(c.container_namespaces_differ, "na-rede-do-host", ["pid", "uts", "mnt", "ipc"])],
     hints=[
-        "Reuse the container \"isolado\" of exercise 02.1.",
+        "labkit.run has a network= parameter; its default is \"none\".",
+        "network=\"host\" keeps the container in the host's network namespace; the "
+        "other namespaces are still its own.",
         "From the host, /proc/<PID>/net/dev lists the interfaces the process sees.",
     ],
-    containers=["isolado"],
+    containers=["na-rede-do-host"],
 ))
 
 # ---------------------------------------------------------------- 03 cgroups
@@ -176,7 +186,7 @@ register(Exercise(
 register(Exercise(
     "04.3", "copy-up of a changed file",
     [p(c.container_running, "cow"),
-     p(c.container_has_file, "cow", "/etc/passwd", "aluno:")],
+     p(c.container_file_extends_image, "cow", "/etc/passwd", "aluno:")],
     hints=[
         "Append a line to /etc/passwd inside \"cow\" (>> appends).",
         "For example: echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' >> /etc/passwd",

@@ -122,6 +122,51 @@ def exit_code_is(name: str, actual: int | None, expected: int) -> Verdict:
                 % {"name": name, "actual": actual, "expected": expected})
 
 
+def _started(container: Any) -> str:
+    """When the container's process started (ISO 8601, UTC, sortable as text)."""
+    state = container.inspect()["State"]
+    return str(state.get("StartedAt") or "")
+
+
+def container_started_after(name: str, other: str) -> Verdict:
+    """``name`` started after ``other``: it was made again while ``other`` kept running."""
+    c, missing = _container(name)
+    if missing is not None:
+        return missing
+    o, missing = _container(other)
+    if missing is not None:
+        return missing
+    return started_after(name, _started(c), other, _started(o))
+
+
+def started_after(name: str, started: str, other: str, other_started: str) -> Verdict:
+    """Pure comparison of two ``StartedAt`` times (same format, so text order is time order)."""
+    if started and other_started and started > other_started:
+        return ok(_('"%(name)s" started after "%(other)s": it is a new container.')
+                  % {"name": name, "other": other})
+    return fail(_('"%(name)s" started before "%(other)s": it is still the first one. '
+                  'Remove it and create it again.') % {"name": name, "other": other})
+
+
+def container_started_first(first: str, second: str) -> Verdict:
+    """``first`` started before ``second``: the order an exercise asks for."""
+    c, missing = _container(first)
+    if missing is not None:
+        return missing
+    o, missing = _container(second)
+    if missing is not None:
+        return missing
+    return started_first(first, _started(c), second, _started(o))
+
+
+def started_first(first: str, started: str, second: str, second_started: str) -> Verdict:
+    if started and second_started and started < second_started:
+        return ok(_('"%(first)s" started before "%(second)s", in the order asked.')
+                  % {"first": first, "second": second})
+    return fail(_('"%(second)s" started before "%(first)s": start "%(first)s" first '
+                  '(remove both and start them again).') % {"first": first, "second": second})
+
+
 def container_oom_killed(name: str) -> Verdict:
     c, missing = _container(name)
     if missing is not None:
@@ -274,6 +319,52 @@ def upper_has_opaque_dir(upper: Path, path: str) -> Verdict:
                 % {"path": path})
 
 
+def _lower_file(lowers: Iterable[Path | str], path: str) -> Path | None:
+    """The file ``path`` as the image has it: the topmost lower layer holding it."""
+    for lower in lowers:
+        candidate = _in_upper(Path(lower), path)
+        if candidate.exists() or candidate.is_symlink():
+            return candidate if candidate.is_file() else None
+    return None
+
+
+def upper_extends_lower(upper: Path, lowers: Iterable[Path | str], path: str,
+                        added: str) -> Verdict:
+    """``path`` was copied up whole and then changed: the upper copy holds every line
+    of the image's file, plus a line containing ``added``."""
+    found = upper_has_file(upper, path, added)
+    if not found:
+        return found
+    original = _lower_file(lowers, path)
+    if original is None:
+        return fail(_("%(path)s is not in the image: there was nothing to copy up.")
+                    % {"path": path})
+    old = original.read_bytes().decode("utf-8", "replace").splitlines()
+    new = set(_in_upper(upper, path).read_bytes().decode("utf-8", "replace").splitlines())
+    lost = [line for line in old if line not in new]
+    if lost:
+        return fail(_("%(path)s in the upper directory lost %(n)s of the %(total)s lines "
+                      "of the image's file (the first: \"%(line)s\"): it was replaced, "
+                      "not changed. Append with >>.")
+                    % {"path": path, "n": len(lost), "total": len(old), "line": lost[0]})
+    return ok(_("%(path)s in the upper directory is the image's whole file (%(total)s "
+                "lines) plus the new line: the file was copied up, then changed.")
+              % {"path": path, "total": len(old)})
+
+
+def container_lower_dirs(container: Any) -> list[Path]:
+    """The image's layers under a container, topmost first (overlay's lowerdir order)."""
+    data = container.inspect()["GraphDriver"]["Data"]
+    return [Path(d) for d in str(data.get("LowerDir") or "").split(":") if d]
+
+
+def container_file_extends_image(name: str, path: str, added: str) -> Verdict:
+    c, missing = _container(name)
+    if missing is not None:
+        return missing
+    return upper_extends_lower(Path(c.upper_dir), container_lower_dirs(c), path, added)
+
+
 def container_has_file(name: str, path: str, contains: str | None = None) -> Verdict:
     upper, missing = container_upper_dir(name)
     return missing if missing is not None else upper_has_file(upper, path, contains)
@@ -333,6 +424,51 @@ def only_loopback(pid: int, proc: Path = Path("/proc")) -> Verdict:
         return ok(_("The only network interface it sees is lo (loopback)."))
     return fail(_("It sees these network interfaces: %(names)s; expected only lo.")
                 % {"names": ", ".join(names)})
+
+
+def namespaces_shared(pid: int, namespaces: Iterable[str], reference: int | str = "self",
+                      proc: Path = Path("/proc")) -> Verdict:
+    """Each namespace of ``pid`` is the reference process's (the host's, by default)."""
+    found = []
+    for ns in namespaces:
+        try:
+            mine = namespace_link(pid, ns, proc)
+        except OSError:
+            found.append(fail(_("Cannot read /proc/%(pid)s/ns/%(ns)s: is the process "
+                                "still running?") % {"pid": pid, "ns": ns}))
+            continue
+        theirs = namespace_link(reference, ns, proc)
+        if mine == theirs:
+            found.append(ok(_("%(ns)s: the host's namespace (%(mine)s).")
+                            % {"ns": ns, "mine": mine}))
+        else:
+            found.append(fail(_("%(ns)s: a namespace of its own (%(mine)s), not the "
+                                "host's (%(theirs)s).")
+                              % {"ns": ns, "mine": mine, "theirs": theirs}))
+    return Verdict(all(v.ok for v in found), "", found)
+
+
+def container_namespaces_shared(name: str, namespaces: Iterable[str]) -> Verdict:
+    c, missing = _container(name)
+    if missing is not None:
+        return missing
+    return namespaces_shared(int(c.pid), namespaces)
+
+
+def same_interfaces_as_host(pid: int, proc: Path = Path("/proc")) -> Verdict:
+    theirs, mine = net_interfaces(pid, proc), net_interfaces("self", proc)
+    if theirs == mine:
+        return ok(_("It sees the host's network interfaces: %(names)s.")
+                  % {"names": ", ".join(theirs)})
+    return fail(_("It sees %(names)s; the host has %(host)s.")
+                % {"names": ", ".join(theirs), "host": ", ".join(mine)})
+
+
+def container_sees_host_network(name: str) -> Verdict:
+    c, missing = _container(name)
+    if missing is not None:
+        return missing
+    return same_interfaces_as_host(int(c.pid))
 
 
 def container_only_loopback(name: str) -> Verdict:

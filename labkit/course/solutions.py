@@ -16,16 +16,17 @@ c = labkit.run("busybox", ["sleep", "600"], name="segundo-plano", detach=True)
 c.status   # 'running'
 """,
     "01.1": """
-c = labkit.run("busybox", ["sleep", "600"], name="dorminhoco", detach=True)
+c = labkit.run("busybox", ["top", "-b"], name="vigia", detach=True)
 import psutil
-psutil.Process(c.pid).name()   # 'sleep': visto do hospedeiro, é um processo comum
+psutil.Process(c.pid).name()   # 'top': visto do hospedeiro, é um processo comum
 """,
     "01.2": """
 app = labkit.run("busybox", ["sleep", "600"], name="loja-app", detach=True)
 cache = labkit.run("busybox", ["sleep", "600"], name="loja-cache", detach=True)
 """,
     "01.3": """
-labkit.get("dorminhoco").remove(force=True)
+labkit.get("loja-app").remove(force=True)
+app = labkit.run("busybox", ["sleep", "600"], name="loja-app", detach=True)
 """,
     "02.1": """
 c = labkit.run("busybox", ["sleep", "600"], name="isolado", detach=True)
@@ -39,8 +40,9 @@ c = labkit.run("busybox", ["sleep", "600"], name="nomeado", hostname="minha-caix
 c.exec(["hostname"]).stdout
 """,
     "02.3": """
-c = labkit.get("isolado")
-print(open(f"/proc/{c.pid}/net/dev").read())   # só a interface lo
+c = labkit.run("busybox", ["sleep", "600"], name="na-rede-do-host", network="host",
+               detach=True)
+print(open(f"/proc/{c.pid}/net/dev").read())   # as mesmas interfaces do hospedeiro
 """,
     "03.1": """
 c = labkit.run("busybox", ["sleep", "600"], name="meia-cpu", cpus=0.5, detach=True)

@@ -1,29 +1,39 @@
-"""Every course exercise on real containers: ✘ before, its solution, ✔ after.
+"""Every course exercise on real containers: ✘ before, its solution, ✔ after; and ✘
+("ainda não") for a wrong answer.
 
 This is what the notebooks rely on: the solution kept in
-labkit/course/solutions.py really solves the exercise, and the check really
-sees it in the kernel (cgroup files, the overlay upper dir, /proc/PID/ns).
+labkit/course/solutions.py really solves the exercise, the check really sees it
+in the kernel (cgroup files, the overlay upper dir, /proc/PID/ns), and a learner
+who does something close but wrong is told "not yet".
 """
 from __future__ import annotations
 
 import pytest
 
 import labkit
+from labkit import i18n
+from labkit.api import ShellSyntaxWarning
 from labkit.course import check, exercises, reset
 from labkit.course.solutions import SOLUTIONS
 
 pytestmark = [pytest.mark.root]
 
-# 01.3 (remove a container) and 02.3/04.2/04.3 reuse the containers of an
-# earlier exercise, so the exercises run in catalogue order within one test.
+
+@pytest.fixture(autouse=True)
+def portuguese(monkeypatch):
+    monkeypatch.setenv("LABKIT_LANG", "pt_BR")
+    i18n.reset()
+    yield
+    i18n.reset()
 
 
+# 01.3, 02.3, 04.2 and 04.3 build on the state an earlier exercise leaves, so
+# the exercises run in catalogue order within one test.
 def test_solutions_solve_their_exercises():
     names = sorted({n for e in exercises() for n in e.containers})
     try:
         for e in exercises():
-            if e.id not in ("01.3", "02.3", "04.2", "04.3"):
-                assert not check(e.id), f"{e.id} passes before its solution"
+            assert not check(e.id), f"{e.id} passes before its solution"
             exec(SOLUTIONS[e.id], {"labkit": labkit})
             verdict = check(e.id)
             assert verdict, str(verdict)
@@ -33,6 +43,82 @@ def test_solutions_solve_their_exercises():
             reset(e.id)
     left = {c.name for c in labkit.containers(all=True)} & set(names)
     assert not left
+
+
+def _run(*args, **kw):
+    return labkit.run("busybox", *args, **kw)
+
+
+def _cow():
+    return _run(["sleep", "600"], name="cow", detach=True)
+
+
+def _wrong_00_1():
+    # the string form: shlex passes ">" to echo as an argument and no file is written
+    with pytest.warns(ShellSyntaxWarning):
+        _run("echo olá > /ola.txt", name="primeiro", remove=False)
+
+
+def _wrong_01_2():
+    # both, but in the other order: exercise 01.3 relies on loja-app starting first here
+    _run(["sleep", "600"], name="loja-cache", detach=True)
+    _run(["sleep", "600"], name="loja-app", detach=True)
+
+
+def _wrong_01_3():
+    # 01.2 done, then the wrong container made again: loja-app is still the first one
+    exec(SOLUTIONS["01.2"], {"labkit": labkit})
+    labkit.get("loja-cache").remove(force=True)
+    _run(["sleep", "600"], name="loja-cache", detach=True)
+
+
+def _wrong_03_3():
+    _run(["true"], name="guloso", memory="32m", remove=False)   # ends well, never OOM-killed
+
+
+def _wrong_04_2():
+    _cow().exec(["sh", "-c", ": > /etc/group"])    # emptied, not deleted: no whiteout
+
+
+def _wrong_04_3():
+    # replaced by a file with only the new line, instead of appending to the copy
+    _cow().exec(["sh", "-c", "echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' > /etc/passwd"])
+
+
+WRONG = {
+    "00.1": _wrong_00_1,
+    "00.2": lambda: _run(["sleep", "1"], name="segundo-plano", remove=False),  # not detached
+    "01.1": lambda: _run(["sleep", "600"], name="vigia", detach=True),         # not top
+    "01.2": _wrong_01_2,
+    "01.3": _wrong_01_3,
+    "02.1": lambda: _run(["sleep", "600"], name="isolado", network="host", detach=True),
+    "02.2": lambda: _run(["sleep", "600"], name="nomeado", detach=True),       # no hostname=
+    "02.3": lambda: _run(["sleep", "600"], name="na-rede-do-host", detach=True),  # own net
+    "03.1": lambda: _run(["sleep", "600"], name="meia-cpu", cpus=1, detach=True),
+    "03.2": lambda: _run(["sleep", "600"], name="pouca-memoria", memory="32m", detach=True),
+    "03.3": _wrong_03_3,
+    "03.4": lambda: _run(["sleep", "600"], name="poucos-pids", pids_limit=20, detach=True),
+    "04.1": lambda: _cow().exec(["sh", "-c", "echo outro texto > /nota.txt"]),
+    "04.2": _wrong_04_2,
+    "04.3": _wrong_04_3,
+}
+
+
+def test_every_exercise_has_a_wrong_answer():
+    assert set(WRONG) == {e.id for e in exercises()}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
+def test_a_wrong_answer_is_not_yet(exercise_id):
+    try:
+        WRONG[exercise_id]()
+        verdict = check(exercise_id)
+        assert not verdict, str(verdict)
+        assert str(verdict).startswith(f"✘ Exercício {exercise_id} (")
+        assert "ainda não" in str(verdict).splitlines()[0], str(verdict)
+    finally:
+        for e in exercises():
+            reset(e.id)
 
 
 def test_reset_removes_the_exercise_containers():

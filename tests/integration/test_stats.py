@@ -55,7 +55,7 @@ def test_stats_no_stream(busy):
     lines = r.stdout.splitlines()
     assert "100 % = um núcleo" in lines[0]
     assert lines[1].split() [:3] == ["ID", "DO", "CONTÊINER"]
-    for head in ("NOME", "CPU %", "USO DE MEM / LIMITE", "MEM %", "PIDS", "FREADO"):
+    for head in ("NOME", "CPU %", "USO DE MEM / LIMITE", "MEM %", "PIDS", "LIMITADO"):
         assert head in lines[1]
     row_web = next(line for line in lines if web.name in line)
     row_db = next(line for line in lines if db.name in line)

@@ -57,8 +57,46 @@ def test_file_in_upper(tmp_path):
     v = c.upper_has_file(tmp_path, "/etc/nota.txt", contains="outro")
     assert not v and "não contém" in str(v)
     v = c.upper_has_file(tmp_path, "/etc/falta.txt")
-    assert not v and str(v).startswith("✘ /etc/falta.txt não está no diretório de cima")
+    assert not v and str(v).startswith("✘ /etc/falta.txt não está na pasta upper")
     assert not c.upper_has_file(tmp_path, "/etc")          # a directory, not a file
+
+
+def test_copy_up_keeps_every_line_of_the_image(tmp_path):
+    lower_top, lower_base, upper = (tmp_path / n for n in ("top", "base", "upper"))
+    for d in (lower_top, lower_base, upper):
+        (d / "etc").mkdir(parents=True)
+    (lower_base / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\n")
+    lowers = [lower_top, lower_base]          # overlay order: topmost first
+    (upper / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\n"
+                                          "aluno:x:1000:1000::/home/aluno:/bin/sh\n")
+    v = c.upper_extends_lower(upper, lowers, "/etc/passwd", "aluno:")
+    assert v and "2 linhas" in str(v)
+    # replaced instead of appended: the line is there, the image's lines are not
+    (upper / "etc" / "passwd").write_text("aluno:x:1000:1000::/home/aluno:/bin/sh\n")
+    v = c.upper_extends_lower(upper, lowers, "/etc/passwd", "aluno:")
+    assert not v and "perdeu 2 das 2 linhas" in str(v) and ">>" in str(v)
+    # the upper copy of a file the image does not have
+    (upper / "etc" / "novo").write_text("aluno:\n")
+    assert not c.upper_extends_lower(upper, lowers, "/etc/novo", "aluno:")
+    # nothing written at all
+    assert not c.upper_extends_lower(upper, lowers, "/etc/group", "aluno:")
+    # the topmost layer wins: a newer passwd in the top layer is the one to keep
+    (lower_top / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/ash\n")
+    (upper / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/ash\naluno:x:1000:1000::/:/bin/sh\n")
+    assert c.upper_extends_lower(upper, lowers, "/etc/passwd", "aluno:")
+
+
+def test_started_after_compares_iso_times():
+    v = c.started_after("loja-app", "2026-12-02T16:06:23.349736Z", "loja-cache",
+                        "2026-12-02T16:06:22.100000Z")
+    assert v and "é um contêiner novo" in str(v)
+    v = c.started_after("loja-app", "2026-12-02T16:06:21.000000Z", "loja-cache",
+                        "2026-12-02T16:06:22.100000Z")
+    assert not v and "ainda é o primeiro" in str(v)
+    assert not c.started_after("a", "", "b", "2026-12-02T16:06:22Z")
+    assert c.started_first("loja-app", "2026-12-02T16:06:21.5Z", "loja-cache", "2026-12-02T16:06:22Z")
+    v = c.started_first("loja-app", "2026-12-02T16:06:23Z", "loja-cache", "2026-12-02T16:06:22Z")
+    assert not v and 'comece pelo "loja-app"' in str(v)
 
 
 def test_path_cannot_escape_upper(tmp_path):
@@ -134,6 +172,19 @@ def test_namespaces_differ(tmp_path):
     assert not v and "/proc/9999/ns/pid" in str(v)
     with pytest.raises(LabkitError):
         c.namespace_link(4242, "bogus", tmp_path)
+
+
+def test_namespaces_shared_and_host_interfaces(tmp_path):
+    fake_proc(tmp_path, "self", HOST_NS, netdev=("lo", "eth0"))
+    fake_proc(tmp_path, 4243, {**HOST_NS, "pid": "pid:[4026532001]"}, netdev=("lo", "eth0"))
+    fake_proc(tmp_path, 4244, {**HOST_NS, "net": "net:[4026532009]"}, netdev=("lo",))
+    assert c.namespaces_shared(4243, ["net", "mnt"], proc=tmp_path)
+    v = c.namespaces_shared(4243, ["net", "pid"], proc=tmp_path)
+    assert not v and "✘ pid: um namespace próprio (pid:[4026532001])" in str(v)
+    assert not c.namespaces_shared(4244, ["net"], proc=tmp_path)
+    assert c.same_interfaces_as_host(4243, tmp_path)
+    v = c.same_interfaces_as_host(4244, tmp_path)
+    assert not v and "o hospedeiro tem eth0, lo" in str(v)
 
 
 def test_real_proc_self_is_not_in_own_namespace():
@@ -339,3 +390,23 @@ def test_status_words_translated(api):
     assert c.status_word("running") == "rodando" and c.status_word("") == "?"
     v = c.container_absent("guloso")
     assert str(v) == '✘ O contêiner "guloso" ainda existe (estado: encerrado). Remova-o.'
+
+
+# ---------------------------------------------------------------- exercise 00.1's trap
+def test_string_command_with_shell_syntax_warns():
+    """A string command is split by shlex and run without a shell: '>' would reach echo
+    as an argument and no file would be written, so labkit.run and exec warn."""
+    import warnings
+
+    from labkit.api import ShellSyntaxWarning, _warn_shell_string
+
+    for cmd in ("echo olá > /ola.txt", "cat /etc/passwd | wc -l", "true && echo sim",
+                "echo a >>/log", "sleep 1; echo b"):
+        with pytest.warns(ShellSyntaxWarning) as caught:
+            _warn_shell_string(cmd)
+        assert "sh" in str(caught[0].message) and "-c" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for cmd in ("echo olá", ["sh", "-c", "echo olá > /ola.txt"], "awk '{print $1 > \"f\"}'",
+                    None, "echo 'a > b'"):
+            _warn_shell_string(cmd)
