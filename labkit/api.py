@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from .engine import client, protocol
 from .spec import client_env as _client_env, command_argv as _argv  # noqa: F401 - re-exported
+from .spec import parse_devices  # noqa: F401
 from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volumes  # noqa: F401
 from .errors import LabkitError
 from .i18n import _
@@ -221,7 +222,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         cpu_shares: int | None = None, cpuset_cpus: str | None = None, memory_swap: Any = None,
         pids_limit: Any = "default", detach: bool = False, remove: bool | None = None,
         stdin: bytes | str | None = None, timeout: float | None = None, network: str = "none",
-        stdout: Any = None, stderr: Any = None, home: Path | None = None) -> "Result | Container":
+        stdout: Any = None, stderr: Any = None, home: Path | None = None,
+        devices: Any = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -230,7 +232,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     :class:`Container` at once (kept after exit unless ``remove=True``).
     ``network`` is ``"none"`` (its own network namespace with only ``lo``)
     or ``"host"``. ``stdout``/``stderr`` (streams or fds) show the output
-    live instead of capturing it.
+    live instead of capturing it. ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as
+    ``--device``.
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -238,7 +241,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     config = {
         "image": image, "cmd": _argv(cmd), "entrypoint": _argv(entrypoint), "name": name,
         "env": _client_env(env), "workdir": workdir, "hostname": hostname, "user": user,
-        "volumes": _volumes(volumes),
+        "volumes": _volumes(volumes), "devices": parse_devices(devices),
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
         "detach": detach, "remove": (not detach) if remove is None else remove,
         "network": network,

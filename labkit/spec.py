@@ -55,6 +55,27 @@ def parse_volume(spec: str | tuple | list) -> list:
     return [src, dst, mode == "ro"]
 
 
+def parse_device(spec: str | tuple | list) -> list:
+    """Docker's ``--device HOST[:CONTAINER][:PERMISSIONS]`` → [HOST, CONTAINER, "rwm"]."""
+    parts = [str(p) for p in spec] if isinstance(spec, (tuple, list)) else str(spec).split(":")
+    perms = "rwm"
+    if len(parts) > 1 and parts[-1] and not parts[-1].startswith("/"):
+        perms = parts.pop()
+    if not 1 <= len(parts) <= 2 or not perms or set(perms) - set("rwm") \
+            or not all(p.startswith("/") for p in parts):
+        raise LabkitError(_("invalid device specification: %(spec)s (use /dev/HOST[:/dev/CONTAINER][:rwm])")
+                          % {"spec": spec}, exit_code=125)
+    return [parts[0], parts[-1], perms]
+
+
+def parse_devices(devices: Any) -> list:
+    if not devices:
+        return []
+    if isinstance(devices, str):
+        devices = [devices]
+    return [parse_device(d) for d in devices]
+
+
 def parse_volumes(volumes: Any) -> list:
     if not volumes:
         return []

@@ -173,13 +173,14 @@ def _attach_tty(message: dict, args) -> int:
 
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
+    from ..spec import parse_devices
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
         "image": args.image, "cmd": args.cmd or None,
         "entrypoint": [args.entrypoint] if args.entrypoint else None,
         "name": args.name, "env": _client_env(args.env), "workdir": args.workdir, "hostname": args.hostname,
-        "user": args.user, "volumes": _volumes(args.volume),
+        "user": args.user, "volumes": _volumes(args.volume), "devices": parse_devices(args.device),
         "limits": _limits(args.memory, args.cpus, args.cpu_shares, args.cpuset_cpus,
                           args.memory_swap, pids),
         "detach": args.detach, "remove": args.rm, "interactive": args.interactive, "tty": args.tty,

@@ -38,6 +38,8 @@ RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
     (("--hostname",), {"help": N_("container host name")}),
     (("-v", "--volume"), {"action": "append", "default": [], "metavar": "SRC:DST[:ro]",
                           "help": N_("bind mount a host path into the container")}),
+    (("--device",), {"action": "append", "default": [], "metavar": "HOST[:CONTAINER][:rwm]",
+                      "help": N_("add a host device to the container (default permissions rwm)")}),
     (("--entrypoint",), {"help": N_("overwrite the default ENTRYPOINT of the image")}),
     (("--network",), {"default": "none", "choices": ["none", "host"],
                       "help": N_("network: none (its own namespace, only lo; default) or host")}),

@@ -93,6 +93,7 @@ class Lifecycle:
         network = cfg.get("network") or "none"
         if network not in ("none", "host"):  # checked before anything is made: nothing left behind
             raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
+        cfg["devices"] = host_devices(cfg.get("devices") or [])
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -155,7 +156,9 @@ class Lifecycle:
             "HostConfig": {"AutoRemove": bool(cfg.get("remove")), "NetworkMode": cfg.get("network") or "none",
                            "Binds": [
                 f"{s}:{t}{':ro' if ro else ''}" for s, t, ro in cfg.get("volumes", ())],
-                "Limits": limits.as_dict()},
+                "Limits": limits.as_dict(),
+                "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["path"],
+                             "CgroupPermissions": d["access"]} for d in cfg["devices"]]},
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
@@ -170,7 +173,7 @@ class Lifecycle:
                 cgroup.set_limits(limits, creating=True)
             else:
                 self._inventory_add(cid, rec.cgroup_name)
-                cgroup = self.cgroups.create(rec.cgroup_name, limits)
+                cgroup = self.cgroups.create(rec.cgroup_name, limits, devices=device_rules(cfg["devices"]))
         except BaseException:
             self._delete(rec)
             raise
@@ -192,7 +195,7 @@ class Lifecycle:
             "share": ["net"] if network == "host" else [],
             "rootfs": {"lowerdirs": lowers, "upperdir": str(cdir / "upper"),
                        "workdir": str(cdir / "work"), "rootfs": str(cdir / "rootfs"),
-                       "volumes": cfg.get("volumes", [])},
+                       "volumes": cfg.get("volumes", []), "devices": cfg["devices"]},
             "hostname": hostname,
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
@@ -332,3 +335,32 @@ class Lifecycle:
             return None
         self._delete(rec)
         return {"ok": True, "id": rec.id}
+
+
+def host_devices(specs: list) -> list[dict]:
+    """``--device`` [host, container, access] → what the node in the container needs
+    (type, major, minor, mode, owner), read from the host's node. A path that is missing or
+    no device is refused before anything is made."""
+    import stat
+
+    out = []
+    for host, path, access in specs:
+        try:
+            st = os.stat(host)
+        except OSError as exc:
+            raise NotFound(_("error gathering device information while adding custom device "
+                             "%(path)s: %(error)s") % {"path": host, "error": exc.strerror}) from None
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise LabkitError(_("%(path)s is not a device node") % {"path": host})
+        out.append({"host": host, "path": os.path.normpath(path), "access": access,
+                    "type": "c" if stat.S_ISCHR(st.st_mode) else "b", "major": os.major(st.st_rdev),
+                    "minor": os.minor(st.st_rdev), "mode": stat.S_IMODE(st.st_mode),
+                    "uid": st.st_uid, "gid": st.st_gid})
+    return out
+
+
+def device_rules(devices: list[dict]) -> list:
+    """The cgroup rules allowing ``devices`` (what :func:`host_devices` returned)."""
+    from ..kernel.cgroups.devices import Rule
+
+    return [Rule(d["type"], d["major"], d["minor"], d["access"]) for d in devices]

@@ -79,6 +79,25 @@ def _mount_dev(root_fd: int) -> None:
         os.close(dev_dir)
 
 
+def _make_devices(root_fd: int, devices: list[dict]) -> None:
+    """``--device``: the host node's twin (type, numbers, mode, owner) at its path in the
+    container; the device cgroup allows it (see kernel/cgroups/devices.py)."""
+    for d in devices:
+        parent, name = os.path.split(d["path"])
+        dir_fd = open_in_root(root_fd, parent, create="dir", symlinks=False)
+        try:
+            try:
+                os.unlink(name, dir_fd=dir_fd)  # Docker replaces a default node of that name
+            except FileNotFoundError:
+                pass
+            kind = stat.S_IFCHR if d["type"] == "c" else stat.S_IFBLK
+            os.mknod(name, kind | d["mode"], os.makedev(d["major"], d["minor"]), dir_fd=dir_fd)
+            os.chmod(name, d["mode"], dir_fd=dir_fd)  # mknod applies the umask
+            os.chown(name, d["uid"], d["gid"], dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            os.close(dir_fd)
+
+
 def _remount_readonly(root_fd: int, path: str, extra: int = 0) -> None:
     # Re-open: the fd used for the bind names the dentry *under* the new mount;
     # only a fresh lookup reaches the bind mount itself.
@@ -138,7 +157,8 @@ def build(spec: dict) -> None:
     """Assemble the root described by ``spec`` and pivot into it.
 
     ``spec``: ``lowerdirs`` (bottom first), ``upperdir``, ``workdir``,
-    ``rootfs`` (mount point), ``volumes`` ([source, target, readonly]).
+    ``rootfs`` (mount point), ``volumes`` ([source, target, readonly]),
+    ``devices`` (``--device``: path, type, major, minor, mode, uid, gid).
     """
     try:
         mounts.make_private("/")
@@ -153,6 +173,7 @@ def build(spec: dict) -> None:
         _mount_on(root_fd, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _mount_on(root_fd, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _mount_dev(root_fd)
+        _make_devices(root_fd, spec.get("devices", ()))
         _mask_and_protect(root_fd)
     finally:
         os.close(root_fd)

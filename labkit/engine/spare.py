@@ -36,14 +36,16 @@ class SparePool:
             traceback.print_exc()
 
     def _take_spare(self, cfg: dict, lowers: list[str]) -> spawn.Spare | None:
-        """The spare, if it fits this request: its own network, no volumes, and the
-        image it built the root of (if it did).
+        """The spare, if it fits this request: its own network, no volumes, no
+        ``--device`` (its cgroup and its /dev are made already), and the image it
+        built the root of (if it did).
 
         A spare's mount namespace is a copy of the host's from when it was
         made; a volume's source may be a mount made since then.
         """
         spare = self.spare
-        if spare is None or cfg.get("volumes") or (cfg.get("network") or "none") != "none":
+        if spare is None or cfg.get("volumes") or cfg.get("devices") \
+                or (cfg.get("network") or "none") != "none":
             return None
         self.spare = None
         if spare.root is not None and (spare.root["lowerdirs"] != lowers or _identity(lowers) != spare.layers):

@@ -11,6 +11,7 @@ cgroup is ``<mount point>/labkit/<id>`` in each of them. The files:
 ``memory.limit_in_bytes``   ``--memory``; ``memory.memsw.limit_in_bytes`` = memory+swap
 ``pids.max``                ``--pids-limit``
 ``cpuacct.usage``           CPU time used, ns;  ``memory.oom_control``: ``oom_kill N``
+``devices.deny``/``.allow`` ``a`` then one line per allowed device (:mod:`.devices`)
 ==========================  ===================================================
 """
 from __future__ import annotations
@@ -21,11 +22,12 @@ import time
 
 from ...errors import LabkitError
 from ...i18n import _
+from . import devices as dev
 from .limits import Limits
 from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs,
                    read, read_int, write)
 
-CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "freezer")
+CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "freezer", "devices")
 PERIOD_US = 100_000
 
 
@@ -120,6 +122,12 @@ class V1Cgroup(Cgroup):
                     % {"value": value, "error": e.strerror}
                 ) from e
 
+    def set_devices(self, extra: list[dev.Rule] | tuple = ()) -> None:
+        """Deny every device but Docker's default set and ``extra`` (``--device``)."""
+        d = self._ctrl.get("devices")
+        if d is not None:  # a host without the devices hierarchy has no device control at all
+            dev.write_v1(d, list(dev.DEFAULT_RULES) + list(extra))
+
     # -- counters -----------------------------------------------------------
     def _read_oom_kills(self) -> int:
         return self._kv(self._f("memory", "memory.oom_control")).get("oom_kill", 0)
@@ -183,12 +191,14 @@ class V1Backend(Backend):
     def handle(self, name: str) -> V1Cgroup:
         return V1Cgroup(name, self.roots)
 
-    def create(self, name: str, limits: Limits | None = None) -> V1Cgroup:
+    def create(self, name: str, limits: Limits | None = None,
+               devices: list[dev.Rule] | tuple = ()) -> V1Cgroup:
         cg = self.handle(name)
         cpuset_root = self.roots.get("cpuset")
         try:
             for root in cg._roots:
                 mkdirs(root, cg.name, _init_cpuset if root == cpuset_root else None)
+            cg.set_devices(devices)  # before any process joins
             cg.set_limits(limits or Limits(), creating=True)
         except BaseException:
             cg.remove()

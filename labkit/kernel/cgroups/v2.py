@@ -13,6 +13,7 @@ A controller works in a child only when the parent lists it in
 ``cpu.stat``           usage_usec, nr_periods, nr_throttled, throttled_usec
 ``memory.events``      ``oom_kill N``: read it before the cgroup is removed
 ``cgroup.kill``        writing 1 SIGKILLs every process inside (Linux 5.14+)
+(no file)              devices: an eBPF program attached to the cgroup (:mod:`.devices`)
 =====================  ========================================================
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 
 from ...errors import LabkitError
 from ...i18n import _
+from . import devices as dev
 from .limits import Limits
 from .base import (Backend, Cgroup, bad_cpuset, check_cpus, check_swap, human, limited, mkdirs,
                    read, read_int, read_kv, write)
@@ -124,6 +126,15 @@ class V2Cgroup(Cgroup):
             value = "max" if swap == -1 or eff_mem is None else swap - eff_mem
             self._write("memory.swap.max", value)
 
+    def set_devices(self, extra: list[dev.Rule] | tuple = ()) -> None:
+        """Deny every device but Docker's default set and ``extra`` (``--device``): the
+        eBPF program replaces the one attached before, if any."""
+        try:
+            dev.write_v2(self.dir, list(dev.DEFAULT_RULES) + list(extra))
+        except OSError as e:
+            raise LabkitError(_("cannot set the device rules of cgroup %(name)s: %(error)s")
+                              % {"name": self.name, "error": e.strerror}) from e
+
     # -- counters -----------------------------------------------------------
     def _read_oom_kills(self) -> int:
         return self._kv(self._f("memory.events")).get("oom_kill", 0)
@@ -196,7 +207,8 @@ class V2Backend(Backend):
     def handle(self, name: str) -> V2Cgroup:
         return V2Cgroup(name, self.root)
 
-    def create(self, name: str, limits: Limits | None = None) -> V2Cgroup:
+    def create(self, name: str, limits: Limits | None = None,
+               devices: list[dev.Rule] | tuple = ()) -> V2Cgroup:
         cg = self.handle(name)
         leaf = cg.dir
 
@@ -207,6 +219,7 @@ class V2Backend(Backend):
         try:
             _enable_controllers(self.root)
             mkdirs(self.root, cg.name, init)
+            cg.set_devices(devices)  # before any process joins
             cg.set_limits(limits or Limits(), creating=True)
         except BaseException:
             cg.remove()
