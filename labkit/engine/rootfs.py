@@ -2,7 +2,8 @@
 
 Order matters and follows runc: make every mount private, mount the
 OverlayFS root, add the volumes (targets resolved inside the root), a fresh
-``/proc`` and a read-only ``/sys``, a small ``/dev``, mask and protect the
+``/proc`` and a read-only ``/sys`` with the container's own cgroup at
+``/sys/fs/cgroup``, a small ``/dev``, mask and protect the
 sensitive ``/proc`` and ``/sys`` paths, then ``pivot_root`` into it.
 Everything here runs in the forked child that becomes the container, so a
 failure only ever affects that child's private mount table.
@@ -98,6 +99,42 @@ def _make_devices(root_fd: int, devices: list[dict]) -> None:
             os.close(dir_fd)
 
 
+def _mount_cgroups(root_fd: int) -> None:
+    """The container's own cgroup, read-only at ``/sys/fs/cgroup``, as Docker does.
+
+    The process joined its cgroup and then made a cgroup namespace, so a cgroup file
+    system mounted now has that cgroup as its root: the container reads its own limits
+    (``memory.max``, ``pids.max``) and sees no other cgroup. On v2 that is one
+    ``cgroup2`` mount; on v1, a tmpfs holding one mount per hierarchy labkit uses
+    (``cpu``, ``memory``, ``pids``, ...). The limits the engine writes later (the spare
+    builds its root before it knows them) show through: these are the live files.
+    """
+    from ..kernel.cgroups import backend
+    from ..kernel.cgroups.mountinfo import layout
+
+    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    cgroups = backend()
+    if cgroups.version == "v2":
+        _mount_on(root_fd, "/sys/fs/cgroup", "cgroup2", "cgroup2", flags)
+        return
+    _mount_on(root_fd, "/sys/fs/cgroup", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    fd = open_in_root(root_fd, "/sys/fs/cgroup", symlinks=False)  # the tmpfs, not the dir under it
+    try:
+        base = fd_path(fd)
+        every = layout().v1  # all controllers of a hierarchy must be named to mount it
+        for mountpoint in dict.fromkeys(cgroups.roots.values()):
+            ctrls = sorted(c for c, m in every.items() if m == mountpoint)
+            name = os.path.basename(mountpoint)  # "memory", or joined: "cpu,cpuacct"
+            os.mkdir(f"{base}/{name}", 0o755)
+            mounts.mount("cgroup", f"{base}/{name}", "cgroup", flags, ",".join(ctrls))
+            for ctrl in ctrls:
+                if ctrl != name:
+                    os.symlink(name, f"{base}/{ctrl}")  # cpu -> cpu,cpuacct, as systemd does
+    finally:
+        os.close(fd)
+    _remount_readonly(root_fd, "/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
 def _remount_readonly(root_fd: int, path: str, extra: int = 0) -> None:
     # Re-open: the fd used for the bind names the dentry *under* the new mount;
     # only a fresh lookup reaches the bind mount itself.
@@ -172,6 +209,7 @@ def build(spec: dict) -> None:
             _mount_volume(root_fd, source, target, readonly)
         _mount_on(root_fd, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _mount_on(root_fd, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _mount_cgroups(root_fd)
         _mount_dev(root_fd)
         _make_devices(root_fd, spec.get("devices", ()))
         _mask_and_protect(root_fd)
