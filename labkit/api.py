@@ -223,7 +223,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         pids_limit: Any = "default", detach: bool = False, remove: bool | None = None,
         stdin: bytes | str | None = None, timeout: float | None = None, network: str = "none",
         stdout: Any = None, stderr: Any = None, home: Path | None = None,
-        devices: Any = None) -> "Result | Container":
+        devices: Any = None, cap_add: Iterable[str] | None = None,
+        cap_drop: Iterable[str] | None = None, read_only: bool = False) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -233,7 +234,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     ``network`` is ``"none"`` (its own network namespace with only ``lo``)
     or ``"host"``. ``stdout``/``stderr`` (streams or fds) show the output
     live instead of capturing it. ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as
-    ``--device``.
+    ``--device``; ``cap_add``/``cap_drop``: capability names, as ``--cap-add``/
+    ``--cap-drop``; ``read_only``: as ``--read-only``.
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -244,7 +246,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "volumes": _volumes(volumes), "devices": parse_devices(devices),
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
         "detach": detach, "remove": (not detach) if remove is None else remove,
-        "network": network,
+        "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
+        "read_only": read_only,
     }
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)

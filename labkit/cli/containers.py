@@ -184,7 +184,8 @@ def cmd_run(args) -> int:
         "limits": _limits(args.memory, args.cpus, args.cpu_shares, args.cpuset_cpus,
                           args.memory_swap, pids),
         "detach": args.detach, "remove": args.rm, "interactive": args.interactive, "tty": args.tty,
-        "network": args.network,
+        "network": args.network, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
+        "read_only": args.read_only,
     }
     if args.detach:
         from ..engine import client

@@ -125,11 +125,14 @@ def become_process(proc: dict, errfd: int) -> None:
     except LookupError as exc:
         report(errfd, "user", str(exc), 126)
         os._exit(126)
-    capabilities.limit_to(capabilities.DEFAULT)
-    capabilities.set_no_new_privs()
-    os.setgroups(groups)
+    caps = proc.get("caps", capabilities.DEFAULT)
+    capabilities.limit_bounding(caps)
+    os.setgroups(groups)  # before the effective set shrinks: --cap-drop SETGID must not stop it
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+    if uid == 0:  # another uid lost every capability in setresuid already
+        capabilities.set_process_caps(caps)
+    capabilities.set_no_new_privs()
     workdir = proc.get("workdir") or "/"
     try:
         os.chdir(workdir)
@@ -172,6 +175,8 @@ def child_b_new(spec: dict, errfd: int, loopback: bool = True) -> None:
             loopback_up()
         if spec.get("rootfs"):  # a spare may have built it already
             rootfs.build(spec["rootfs"])
+        if spec.get("readonly"):  # --read-only, also on a root a spare built before it knew
+            rootfs.make_readonly()
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"])
     except (OSError, rootfs.RootfsError) as exc:

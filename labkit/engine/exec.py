@@ -8,6 +8,7 @@ import socket
 from ..errors import Conflict, LabkitError
 from ..i18n import _
 from . import spawn
+from .lifecycle import container_caps
 
 
 class Exec:
@@ -25,7 +26,9 @@ class Exec:
         proc = {"argv": msg["cmd"], "env": env,
                 "workdir": msg.get("workdir") or rec.data["Config"]["WorkingDir"],
                 "user": msg.get("user") or rec.data["Config"]["User"], "tty": tty,
-                "stdio": list(fds), "winsize": msg.get("winsize")}
+                "stdio": list(fds), "winsize": msg.get("winsize"),
+                "caps": container_caps(rec.data["HostConfig"].get("CapAdd") or [],
+                                       rec.data["HostConfig"].get("CapDrop") or [])}
         console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if tty else None
         proc["console"] = console[1].fileno() if console else None
         cgroup = self.cgroups.open(rec.cgroup_name)

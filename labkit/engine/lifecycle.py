@@ -94,6 +94,7 @@ class Lifecycle:
         if network not in ("none", "host"):  # checked before anything is made: nothing left behind
             raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
         cfg["devices"] = host_devices(cfg.get("devices") or [])
+        cfg["caps"] = container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -158,7 +159,9 @@ class Lifecycle:
                 f"{s}:{t}{':ro' if ro else ''}" for s, t, ro in cfg.get("volumes", ())],
                 "Limits": limits.as_dict(),
                 "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["path"],
-                             "CgroupPermissions": d["access"]} for d in cfg["devices"]]},
+                             "CgroupPermissions": d["access"]} for d in cfg["devices"]],
+                "CapAdd": list(cfg.get("cap_add") or []), "CapDrop": list(cfg.get("cap_drop") or []),
+                "ReadonlyRootfs": bool(cfg.get("read_only"))},
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
@@ -200,7 +203,8 @@ class Lifecycle:
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
                         "console": console[1].fileno() if console else None,
-                        "winsize": cfg.get("winsize")},
+                        "winsize": cfg.get("winsize"), "caps": cfg["caps"]},
+            "readonly": bool(cfg.get("read_only")),
         }
         try:
             pid = 0
@@ -364,3 +368,26 @@ def device_rules(devices: list[dict]) -> list:
     from ..kernel.cgroups.devices import Rule
 
     return [Rule(d["type"], d["major"], d["minor"], d["access"]) for d in devices]
+
+
+def container_caps(add: list[str], drop: list[str]) -> list[str]:
+    """``--cap-add``/``--cap-drop`` → the container's capabilities (Docker's rule, see
+    :func:`~labkit.kernel.capabilities.resolve`), limited to what the engine has itself:
+    ``ALL`` means all of those; naming one it lacks is an error."""
+    from ..kernel import capabilities
+
+    for flag, names in (("--cap-add", add), ("--cap-drop", drop)):
+        for name in names:
+            try:
+                capabilities.normalize(name)
+            except ValueError:
+                raise LabkitError(_('invalid %(flag)s: unknown capability: "%(name)s"')
+                                  % {"flag": flag, "name": name}) from None
+    caps = capabilities.resolve(add, drop)
+    own = capabilities.from_status()["CapBnd"]
+    lacking = [c for c in caps if not own & capabilities.mask([c])]
+    named = {capabilities.normalize(n) for n in add}
+    if any(c in named for c in lacking):
+        raise LabkitError(_("the engine itself does not have the capability %(name)s, so it cannot "
+                            "give it to a container") % {"name": next(c for c in lacking if c in named)})
+    return [c for c in caps if c not in lacking]

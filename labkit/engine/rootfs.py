@@ -219,6 +219,13 @@ def build(spec: dict) -> None:
     _check_namespace_root()
 
 
+def make_readonly() -> None:
+    """``--read-only``: the root (the overlay mount, after ``pivot_root``) becomes
+    read-only; /dev, /dev/shm, /proc and the volumes are mounts of their own and keep
+    their flags, as in Docker."""
+    mounts.mount(None, "/", None, mounts.MS_BIND | mounts.MS_REMOUNT | MS_RDONLY)
+
+
 def _CHROOT() -> str:
     return _("labkit cannot run a container here: / is not the root of this mount namespace "
              "(a chroot?), so pivot_root would leave the host's tree reachable; use a real "

@@ -35,6 +35,30 @@ DEFAULT = (
 )
 
 
+def normalize(name: str) -> str:
+    """Docker's spellings (``NET_ADMIN``, ``CAP_NET_ADMIN``, ``net_admin``) -> ``NET_ADMIN``;
+    ``ALL`` stays. ValueError for a name the kernel does not have."""
+    cap = name.strip().upper().removeprefix("CAP_")
+    if cap != "ALL" and (cap not in NAMES or NAMES.index(cap) > last_cap()):
+        raise ValueError(name)
+    return cap
+
+
+def resolve(add: list[str] | tuple = (), drop: list[str] | tuple = ()) -> list[str]:
+    """The set a container gets from ``--cap-add``/``--cap-drop``, by Docker's rule
+    (moby ``TweakCapabilities``): ``--cap-add ALL`` is every capability but the dropped
+    ones; ``--cap-drop ALL`` keeps only the added ones; otherwise the defaults minus the
+    dropped ones, plus the added ones (an added one wins)."""
+    add, drop = [normalize(n) for n in add], [normalize(n) for n in drop]
+    if "ALL" in add:
+        caps = [n for n in NAMES[:last_cap() + 1] if n not in drop]
+    elif "ALL" in drop:
+        caps = add
+    else:
+        caps = [n for n in DEFAULT if n not in drop] + add
+    return sorted(set(caps), key=NAMES.index)
+
+
 class _Header(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -58,11 +82,24 @@ def mask(names: tuple[str, ...] | list[str]) -> int:
 
 def limit_to(names: tuple[str, ...] | list[str] = DEFAULT) -> None:
     """Keep only ``names``: bounding, effective and permitted sets; no inheritable, no ambient."""
+    limit_bounding(names)
+    set_process_caps(names)
+
+
+def limit_bounding(names: tuple[str, ...] | list[str] = DEFAULT) -> None:
+    """Drop every capability but ``names`` from the bounding set (no exec can get it back)
+    and clear the ambient set. The process's own effective set is left as it is, so it
+    may still switch user (CAP_SETUID/SETGID) before :func:`set_process_caps`."""
     keep = mask(names)
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     for cap in range(last_cap() + 1):
         if not keep & (1 << cap):
             check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "prctl(PR_CAPBSET_DROP)")
+
+
+def set_process_caps(names: tuple[str, ...] | list[str] = DEFAULT) -> None:
+    """Effective and permitted = ``names``, inheritable empty (``capset``)."""
+    keep = mask(names)
     header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_Data * 2)()
     for i in range(2):
