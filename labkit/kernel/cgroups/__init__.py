@@ -31,6 +31,9 @@ Semantics worth knowing:
 - ``remove()`` reads the OOM counter first (``oom_killed()`` still answers
   afterwards), kills what is left, rmdirs, and removes the empty parent.
 - ``attach(pid)`` is plain writes to ``cgroup.procs``: safe between fork and exec.
+- ``create(name, limits, devices=())`` also sets the device rules (:mod:`.devices`):
+  Docker's default set plus ``devices`` (``--device``), before any process joins;
+  ``Cgroup.set_devices(extra)`` sets them again.
 - Beyond the contract: ``freeze(on=True) -> bool`` (``docker pause``/``unpause``;
   False without a freezer), ``exists()``, ``close()``, ``backend().list(parent)``.
 """
