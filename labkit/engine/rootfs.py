@@ -126,7 +126,11 @@ def _mount_cgroups(root_fd: int) -> None:
             ctrls = sorted(c for c, m in every.items() if m == mountpoint)
             name = os.path.basename(mountpoint)  # "memory", or joined: "cpu,cpuacct"
             os.mkdir(f"{base}/{name}", 0o755)
-            mounts.mount("cgroup", f"{base}/{name}", "cgroup", flags, ",".join(ctrls))
+            try:
+                mounts.mount("cgroup", f"{base}/{name}", "cgroup", flags, ",".join(ctrls))
+            except OSError:  # a hierarchy with options of its own (name=, noprefix): a view
+                os.rmdir(f"{base}/{name}")  # less, rather than a container that cannot start
+                continue
             for ctrl in ctrls:
                 if ctrl != name:
                     os.symlink(name, f"{base}/{ctrl}")  # cpu -> cpu,cpuacct, as systemd does
