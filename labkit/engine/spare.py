@@ -66,6 +66,10 @@ class SparePool:
         its mounts go with its mount namespace.
         """
         spare.used = True
+        try:  # it makes its cgroup before it says "ready": removed earlier, it would be left behind
+            spare.wait_ready()
+        except OSError:  # it died (what it made is removed below), or its socket is closed
+            pass
         spare.sock.close()  # a spare that is still waiting sees EOF and leaves
         self._remove_spare_cgroup(spare.cgroup)
         if spare.root is not None and not keep_dir:
