@@ -52,6 +52,13 @@ def command_line(qemu: str, *, machine: str, accel: str, cpus: int, memory: str,
             "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when we die, even by SIGKILL (no orphan QEMU)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Boot:
     """One run of QEMU, as seen from the host."""
@@ -76,7 +83,7 @@ def boot(argv: list[str], mark: str, timeout: float | None,
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
     out, console, err = bytearray(), bytearray(), bytearray()
     started = first = None
     code: int | None = None
