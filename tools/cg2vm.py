@@ -152,7 +152,9 @@ def choose_accel(a, kernel_file: str) -> str:
     return qemu.choose_accel(
         a.accel, os.path.join(a.cache, f"kvm-verdict-{a.kver}"),
         lambda: run_vm(a, kernel_file, "exit 7", "kvm", timeout=20, quiet=True) == 7,
-        report=lambda m: print("cg2vm: " + m, file=sys.stderr))
+        report=lambda ok, secs, where: print(
+            f"cg2vm: KVM smoke boot {'worked' if ok else 'failed'} in {secs:.1f} s: using "
+            f"{'kvm' if ok else 'tcg'} (cached in {where})", file=sys.stderr))
 
 
 def main() -> int:

@@ -155,10 +155,11 @@ def boot(argv: list[str], mark: str, timeout: float | None,
 
 
 def choose_accel(requested: str, verdict_file: str, probe: Callable[[], bool],
-                 report: Callable[[str], None] | None = None) -> str:
+                 report: Callable[[bool, float, str], None] | None = None) -> str:
     """``auto``: KVM only when a smoke boot under KVM once worked on this machine
     (a nested or para-virtualised ``/dev/kvm`` may hang guests); the verdict is
-    cached in ``verdict_file``. Otherwise TCG, the emulator."""
+    cached in ``verdict_file``. Otherwise TCG, the emulator. ``report(worked, seconds,
+    verdict_file)`` tells a person once, after the probe."""
     if requested != "auto":
         return requested
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -172,8 +173,7 @@ def choose_accel(requested: str, verdict_file: str, probe: Callable[[], bool],
     ok = probe()
     verdict = "kvm" if ok else "tcg"
     if report:
-        report(f"KVM smoke boot {'worked' if ok else 'failed'} in {time.monotonic() - t0:.1f} s:"
-               f" using {verdict} (cached in {verdict_file})")
+        report(ok, time.monotonic() - t0, verdict_file)
     os.makedirs(os.path.dirname(verdict_file), exist_ok=True)
     with open(verdict_file, "w") as f:
         f.write(verdict + "\n")

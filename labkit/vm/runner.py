@@ -111,8 +111,17 @@ def accel(requested: str = "auto", kver: str | None = None) -> str:
     requested = os.environ.get("LABKIT_VM_ACCEL", requested)
     kver = kver or kernel.pick_version()
     verdict = os.path.join(kernel.cache_dir(), f"kvm-verdict-{kver}")
-    return qemu.choose_accel(requested, verdict, lambda: _smoke(kver),
-                             report=lambda m: print("labkit vm: " + m, file=sys.stderr))
+    return qemu.choose_accel(requested, verdict, lambda: _smoke(kver), report=_report_probe)
+
+
+def _report_probe(worked: bool, seconds: float, where: str) -> None:
+    from ..i18n import decimal
+
+    msg = (_("labkit vm: a test boot with KVM worked in %(s)s s: VMs will use KVM (kept in %(file)s)")
+           if worked else
+           _("labkit vm: a test boot with KVM failed after %(s)s s: VMs will use TCG, the "
+             "emulator (kept in %(file)s)"))
+    print(msg % {"s": decimal(seconds, 1), "file": where}, file=sys.stderr)
 
 
 def _smoke(kver: str) -> bool:
