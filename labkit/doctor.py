@@ -340,12 +340,39 @@ def run_checks(
                         images[-1] if images else _("not found"),
                         None if images else _apt("linux-image-amd64"), data={"images": images}))
 
+    checks.append(vm_accel_check(images[-1] if images else None))
+    mke2fs = which("mke2fs")
+    checks.append(Check("mke2fs", _("mke2fs (VM root disks)"), bool(mke2fs), mke2fs or _("not found"),
+                        None if mke2fs else _apt("e2fsprogs"), data={"path": mke2fs}))
+
     # podman and skopeo (compare with labkit, read its image store)
     for tool in ("podman", "skopeo"):
         path = which(tool)
         checks.append(Check(tool, tool, bool(path), path or _("not found"),
                             None if path else _apt(tool), data={"path": path}))
     return checks
+
+
+def vm_accel_check(image: str | None, kvm: str = "/dev/kvm", cache: str | None = None) -> Check:
+    """KVM usable or TCG only, for ``labkit vm``: the verdict of the smoke boot that
+    ``labkit vm run`` makes once (doctor itself boots nothing)."""
+    from .vm.kernel import cache_dir
+
+    title = _("VM acceleration")
+    if not os.access(kvm, os.R_OK | os.W_OK):
+        return Check("vm-accel", title, False, _("TCG only (no usable /dev/kvm): VMs are emulated, "
+                                                  "10-25x slower"), data={"accel": "tcg"})
+    kver = os.path.basename(image or "").removeprefix("vmlinuz-")
+    try:
+        with open(os.path.join(cache or cache_dir(), f"kvm-verdict-{kver}")) as f:
+            verdict = f.read().strip()
+    except OSError:
+        return Check("vm-accel", title, True, _("/dev/kvm present, not tested yet (the first "
+                                                 "labkit vm run tests it)"), data={"accel": None})
+    if verdict == "kvm":
+        return Check("vm-accel", title, True, _("KVM usable"), data={"accel": "kvm"})
+    return Check("vm-accel", title, False, _("TCG only (a test boot with KVM failed here): VMs are "
+                                              "emulated, 10-25x slower"), data={"accel": "tcg"})
 
 
 def essentials_ok(checks: list[Check]) -> bool:

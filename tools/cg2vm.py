@@ -26,22 +26,23 @@ print why and exit 0 (used by ``make test-cgroup2``: skipped loudly, not failed)
 
 usage: tools/cg2vm.py [-m 512M] [--cpus 2] [--timeout 900] [--rw DIR] [-e NAME=VAL]
                       [--skip-missing] -- 'shell command'
-Stdlib only. Kernel cache: $CG2VM_CACHE or <project>/.cache/cg2vm.
+Boots through labkit.vm (kernel, initramfs, qemu): one place boots a guest kernel.
+Kernel cache: $CG2VM_CACHE or <project>/.cache/cg2vm.
 """
 from __future__ import annotations
 
 import argparse
-import lzma
 import os
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
 import time
-import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # labkit.vm from this checkout, whatever python runs us
+
+from labkit.vm import initramfs, kernel, qemu  # noqa: E402 - after the path
+
 MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay"]  # + their deps, from modules.dep
 
 # Stage 1 (/init in the initramfs): load modules, build the root, switch to it.
@@ -68,114 +69,25 @@ exec switch_root $R /run/cg2vm/busybox sh /run/cg2vm/stage2
 
 # Stage 2 (PID 1 inside the real root): run the command, report, power off.
 STAGE2 = r"""B=/run/cg2vm/busybox
+echo "@@MARK@@ start" >/dev/console
 /bin/sh /run/cg2vm/cmd.sh </dev/null >/dev/console 2>&1
-echo "@@MARK@@ $?" >/dev/console
+echo "@@MARK@@ exit $?" >/dev/console
 $B sync; $B poweroff -f
 """
 
 
-def extract_vmlinux(bz: str, out: str) -> str:
-    """PVH-bootable ELF from a bzImage: skips firmware + in-guest xz (~4 s under TCG)."""
-    data = open(bz, "rb").read()
-    for magic, dec in ((b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
-                       (b"\x1f\x8b\x08", lambda b: zlib.decompressobj(31).decompress(b))):
-        i = data.find(magic)
-        while i != -1:
-            try:
-                elf = dec(data[i:])
-                if elf[:4] == b"\x7fELF":
-                    tmp = f"{out}.{os.getpid()}.tmp"
-                    with open(tmp, "wb") as f:
-                        f.write(elf)
-                    os.rename(tmp, out)
-                    return out
-            except Exception:
-                pass
-            i = data.find(magic, i + 1)
-    return bz  # unknown compression (zstd): let QEMU boot the bzImage (slower)
-
-
-def mod_order(kver: str) -> list[tuple[str, str]]:
-    base = f"/lib/modules/{kver}"
-    dep = {}
-    for line in open(f"{base}/modules.dep"):
-        k, v = line.split(":", 1)
-        dep[k] = v.split()
-    by_name = {os.path.basename(k).split(".ko")[0].replace("-", "_"): k for k in dep}
-    order: list[str] = []
-
-    def add(path):
-        for d in dep[path]:
-            add(d)
-        if path not in order:
-            order.append(path)
-    for m in MODULES:
-        if m in by_name:  # absent = built in
-            add(by_name[m])
-    return [(os.path.join(base, p), os.path.basename(p)) for p in order]
-
-
-def cpio(entries) -> bytes:
-    """newc archive; entries: (name, mode, data or None[, (rdev major, minor)])."""
-    out = bytearray()
-    for ino, (name, mode, data, *rdev) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
-        data = data or b""
-        nm = name.encode() + b"\0"
-        maj, mnr = rdev[0] if rdev else (0, 0)
-        hdr = "070701" + "".join("%08x" % x for x in (
-            ino, mode, 0, 0, 1, 0, len(data), 0, 0, maj, mnr, len(nm), 0))
-        out += hdr.encode() + nm
-        out += b"\0" * (-len(out) % 4) + data
-        out += b"\0" * (-len(out) % 4)
-    return bytes(out)
-
-
-def build_initrd(kver, busybox, script, stage2, rw) -> bytes:
-    ents = [(d, 0o40755, None) for d in ("bin", "dev", "proc", "sys", "mod", "lower", "rw", "newroot")]
-    ents.append(("bin/busybox", 0o100755, open(busybox, "rb").read()))
-    names = []
-    for path, name in mod_order(kver):
-        body = open(path, "rb").read()
-        if name.endswith(".xz"):
-            body, name = lzma.decompress(body), name[:-3]
-        elif name.endswith(".gz"):
-            body, name = zlib.decompress(body, 31), name[:-3]
-        ents.append(("mod/" + name, 0o100644, body))
-        names.append(name)
-    ents.append(("modules.list", 0o100644, "\n".join(names).encode()))
-    ents.append(("init", 0o100755, INIT.encode()))
-    ents.append(("stage2", 0o100644, stage2.encode()))
-    ents.append(("rw.list", 0o100644, "".join(f"rw{i} {d} {m}\n" for i, (d, m) in enumerate(rw)).encode()))
-    ents.append(("cmd.sh", 0o100644, script.encode()))
-    ents.insert(1, ("dev/console", 0o20600, None, (5, 1)))  # stdio of /init
-    return cpio(ents)
-
-
-def _vkey(v: str):
-    return [int(x) if x.isdigit() else x for x in v.replace("-", ".").split(".")]
-
-
 def missing(a) -> str | None:
     """Why this machine cannot run the VM, or None."""
-    if not shutil.which(a.qemu):
-        return f"{a.qemu} not found (Debian: apt-get install qemu-system-x86)"
-    if not a.kver:
-        vers = [v for v in os.listdir("/lib/modules") if os.path.exists(f"/boot/vmlinuz-{v}")] \
-            if os.path.isdir("/lib/modules") else []
-        if not vers:
-            return "no kernel image with modules in /boot + /lib/modules (apt-get install linux-image-amd64)"
-        a.kver = sorted(vers, key=_vkey)[-1]
-    for p in (f"/boot/vmlinuz-{a.kver}", f"/lib/modules/{a.kver}/modules.dep"):
-        if not os.access(p, os.R_OK):
-            return f"cannot read {p}"
-    if not os.path.exists(a.busybox):
-        return f"{a.busybox} not found (apt-get install busybox-static)"
-    if b"ld-linux" in open(a.busybox, "rb").read(8192):
-        return f"{a.busybox} is dynamically linked (apt-get install busybox-static)"
+    try:
+        a.qemu = qemu.find_qemu(a.qemu)
+        a.kver = kernel.pick_version(a.kver)
+        initramfs.find_busybox(a.busybox)
+    except kernel.VMUnavailable as exc:
+        return str(exc)
     return None
 
 
-def run_vm(a, kernel: str, cmd: str, accel: str, timeout: float, quiet: bool = False) -> int:
+def run_vm(a, kernel_file: str, cmd: str, accel: str, timeout: float, quiet: bool = False) -> int:
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
            "LANG": "C.UTF-8", "TERM": "dumb", "CG2VM": "1"}
     env.update(e.split("=", 1) if "=" in e else (e, os.environ.get(e, "")) for e in a.env)
@@ -188,86 +100,61 @@ def run_vm(a, kernel: str, cmd: str, accel: str, timeout: float, quiet: bool = F
     here = os.path.realpath(a.dir)
     if here.startswith(("/tmp/", "/run/")):
         rw.insert(0, (here, "ro"))
-    mark = b"@@CG2VM-EXIT-" + os.urandom(6).hex().encode() + b"@@"  # unforgeable by test output
-    arc = build_initrd(a.kver, a.busybox, script, STAGE2.replace("@@MARK@@", mark.decode()), rw)
+    mark = qemu.new_mark()  # unforgeable by test output
+    arc = initramfs.build(a.busybox, kernel.modules(a.kver, MODULES), {
+        "init": (0o100755, INIT.encode()),
+        "stage2": (0o100644, STAGE2.replace("@@MARK@@", mark).encode()),
+        "rw.list": (0o100644, "".join(f"rw{i} {d} {m}\n" for i, (d, m) in enumerate(rw)).encode()),
+        "cmd.sh": (0o100644, script.encode())}, dirs=("lower", "rw", "newroot"))
     initrd = os.path.join(a.cache, f"initrd-{os.getpid()}.cpio")
     with open(initrd, "wb") as f:
         f.write(arc)
-    cpu = a.cpu or ("host" if accel == "kvm" else "max")
-    qemu = [a.qemu, "-accel", accel, "-M", "q35", "-cpu", cpu, "-smp", str(a.cpus),
-            "-m", a.mem, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 panic=-1 rdinit=/init " + ("" if a.verbose else "quiet loglevel=1"),
-            "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
-            "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
-            "-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
+    argv = qemu.command_line(a.qemu, machine="q35", accel=accel, cpus=a.cpus, memory=a.mem,
+                             kernel=kernel_file, initrd=initrd, cpu=a.cpu,
+                             append="console=ttyS0 panic=-1 rdinit=/init "
+                             + ("" if a.verbose else "quiet loglevel=1"))
+    argv += ["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
+             "-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
     for i, (d, mode) in enumerate(rw):
         ro = ",readonly=on" if mode == "ro" else ""
-        qemu += ["-fsdev", f"local,id=rw{i},path={d},security_model=none,multidevs=remap{ro}",
+        argv += ["-fsdev", f"local,id=rw{i},path={d},security_model=none,multidevs=remap{ro}",
                  "-device", f"virtio-9p-pci,fsdev=rw{i},mount_tag=rw{i}"]
-    p = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL if quiet else None)
-    rc = [255]
     out = sys.stdout.buffer
 
-    def on_timeout(*_):
-        if not quiet:
-            out.write(f"\ncg2vm: timeout after {timeout:.0f}s, killing VM\n".encode())
-        p.kill()
-        rc[0] = 124
+    def echo(line: bytes) -> None:
+        out.write(line)
+        out.flush()
 
-    def on_term(signum, _):
-        p.kill()
-        p.wait()
-        if os.path.exists(initrd):
-            os.unlink(initrd)
-        sys.exit(128 + signum)
-    old = signal.signal(signal.SIGALRM, on_timeout)
+    def on_term(signum, _frame):
+        raise SystemExit(128 + signum)  # qemu.boot's cleanup kills the VM on the way out
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        for line in p.stdout:
-            line = line.replace(b"\r\n", b"\n")
-            i = line.find(mark)
-            if i >= 0:  # "<last output without newline>MARK rc"
-                if i and not quiet:
-                    out.write(line[:i] + b"\n")
-                rc[0] = int(line[i:].split()[1])
-            elif (rc[0] == 255 or a.verbose) and not quiet:  # after the marker: shutdown noise
-                out.write(line)
-            out.flush()
-        p.wait()
+        b = qemu.boot(argv, mark, timeout, echo=None if quiet else echo, echo_console=True)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        if p.poll() is None:
-            p.kill()
-            p.wait()
         if os.path.exists(initrd):
             os.unlink(initrd)
-    return rc[0]
+    if not quiet:
+        if b.qemu_stderr:
+            sys.stderr.buffer.write(b.qemu_stderr)
+        if a.verbose and b.exit_code is not None:
+            out.write(b.console[b.console.rfind(mark.encode()):])
+        if b.timed_out:
+            out.write(f"\ncg2vm: timeout after {timeout:.0f}s, killing VM\n".encode())
+        out.flush()
+    if b.timed_out:
+        return 124
+    return 255 if b.exit_code is None else b.exit_code
 
 
-def choose_accel(a, kernel: str) -> str:
+def choose_accel(a, kernel_file: str) -> str:
     """``auto``: KVM only when a timed smoke boot under KVM printed its exit status."""
-    if a.accel != "auto":
-        return a.accel
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
-    verdict_file = os.path.join(a.cache, f"kvm-verdict-{a.kver}")
-    try:
-        return open(verdict_file).read().strip()
-    except FileNotFoundError:
-        pass
-    t0 = time.monotonic()
-    ok = run_vm(a, kernel, "exit 7", "kvm", timeout=20, quiet=True) == 7
-    verdict = "kvm" if ok else "tcg"
-    print(f"cg2vm: KVM smoke boot {'worked' if ok else 'failed'} in {time.monotonic() - t0:.1f} s:"
-          f" using {verdict} (cached in {verdict_file})", file=sys.stderr)
-    with open(verdict_file, "w") as f:
-        f.write(verdict + "\n")
-    return verdict
+    return qemu.choose_accel(
+        a.accel, os.path.join(a.cache, f"kvm-verdict-{a.kver}"),
+        lambda: run_vm(a, kernel_file, "exit 7", "kvm", timeout=20, quiet=True) == 7,
+        report=lambda ok, secs, where: print(
+            f"cg2vm: KVM smoke boot {'worked' if ok else 'failed'} in {secs:.1f} s: using "
+            f"{'kvm' if ok else 'tcg'} (cached in {where})", file=sys.stderr))
 
 
 def main() -> int:
@@ -303,12 +190,10 @@ def main() -> int:
     os.makedirs(a.cache, exist_ok=True)
     for d in a.rw:
         os.makedirs(d, exist_ok=True)
-    kernel = os.path.join(a.cache, f"vmlinux-{a.kver}")
-    if not os.path.exists(kernel):
-        kernel = extract_vmlinux(f"/boot/vmlinuz-{a.kver}", kernel)
-    accel = choose_accel(a, kernel)
+    kernel_file = kernel.boot_image(a.kver, a.cache)
+    accel = choose_accel(a, kernel_file)
     t0 = time.monotonic()
-    rc = run_vm(a, kernel, cmd, accel, a.timeout)
+    rc = run_vm(a, kernel_file, cmd, accel, a.timeout)
     print(f"cg2vm: kernel {a.kver}, {accel}, {a.cpus} CPUs, {a.mem}: exit {rc} after "
           f"{time.monotonic() - t0:.1f} s", file=sys.stderr)
     return rc

@@ -2,8 +2,11 @@
 
 The autouse fixture ``no_leftovers`` compares, before and after every test,
 the host's mount table, every cgroup directory named ``*labkit*``, the
-processes that descend from the engine, and the state directories under
-``$LABKIT_HOME/containers``. A test that creates a container must remove it.
+processes that descend from the engine, the state directories under
+``$LABKIT_HOME/containers``, and what a VM (``labkit.vm``) may leave: a QEMU
+started by this test session (a descendant of it, or booting a disk or an
+initramfs of its own), a temporary initramfs or half-made root disk.
+A test that creates a container must remove it.
 """
 from __future__ import annotations
 
@@ -97,10 +100,42 @@ def _state_dirs(spare: dict) -> set[str]:
     return (set(os.listdir(d)) if d.exists() else set()) - {spare.get("id")}
 
 
+def _qemus() -> set[str]:
+    """QEMU processes of this session: descendants of pytest, or orphans whose command line
+    names this ``$LABKIT_HOME`` (the root disk) or one of our temporary initramfs files."""
+    import psutil
+
+    from labkit import paths
+
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    mine = (str(paths.home()), *_vm_temp_files())
+    found = set()
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if not (proc.info["name"] or "").startswith("qemu"):
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.pid in ours or any(m in cmd for m in mine):
+                found.add(f"{proc.pid} {cmd[:120]}")
+        except psutil.Error:
+            continue
+    return found
+
+
+def _vm_temp_files() -> set[str]:
+    import glob
+    import tempfile
+
+    from labkit import paths
+
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "labkit-vm-*.cpio"))
+               + glob.glob(str(paths.home() / "vm" / "disks" / ".*")))
+
+
 def snapshot() -> dict:
     spare = _spare()
     return {"mounts": _mounts(), "cgroups": _cgroups(spare), "processes": _engine_descendants(spare),
-            "state dirs": _state_dirs(spare)}
+            "state dirs": _state_dirs(spare), "qemu": _qemus(), "vm files": _vm_temp_files()}
 
 
 def leftovers(before: dict, after: dict) -> dict:

@@ -269,3 +269,19 @@ def test_cli_verb(capsys, english):
     assert rc in (0, 1)
     assert "labkit doctor" in out and ("✔" in out or "✘" in out)
     assert rc == (0 if "The essentials are here" in out else 1)
+
+
+def test_vm_acceleration_reads_the_smoke_boot_verdict(tmp_path):
+    from labkit.doctor import vm_accel_check
+
+    kvm = tmp_path / "kvm"
+    c = vm_accel_check("/boot/vmlinuz-6.1.0-1-amd64", kvm=str(kvm), cache=str(tmp_path))
+    assert c.data == {"accel": "tcg"}  # no /dev/kvm
+    kvm.write_text("")  # a readable and writable /dev/kvm stand-in
+    c = vm_accel_check("/boot/vmlinuz-6.1.0-1-amd64", kvm=str(kvm), cache=str(tmp_path))
+    assert c.ok and c.data == {"accel": None}  # not tested yet
+    (tmp_path / "kvm-verdict-6.1.0-1-amd64").write_text("tcg\n")
+    c = vm_accel_check("/boot/vmlinuz-6.1.0-1-amd64", kvm=str(kvm), cache=str(tmp_path))
+    assert not c.ok and c.data == {"accel": "tcg"} and "TCG" in c.detail
+    (tmp_path / "kvm-verdict-6.1.0-1-amd64").write_text("kvm\n")
+    assert vm_accel_check("/boot/vmlinuz-6.1.0-1-amd64", kvm=str(kvm), cache=str(tmp_path)).ok
