@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from requirements import skip_here
+
 if os.geteuid() != 0:
-    pytest.skip("integration tests need root", allow_module_level=True)
+    skip_here("integration tests need root", allow_module_level=True)
 
 
 def _mounts() -> set[str]:

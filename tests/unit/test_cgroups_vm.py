@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from requirements import require
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "cg2vm.py"
 spec = importlib.util.spec_from_file_location("cg2vm", TOOL)
@@ -22,7 +22,7 @@ def test_cpio_newc_layout():
 
 
 def test_missing_qemu_is_skipped_loudly(tmp_path):
-    env = dict(os.environ, CG2VM_QEMU="qemu-that-does-not-exist", CG2VM_CACHE=str(tmp_path))
+    env = dict(os.environ, CG2VM_QEMU="qemu-that-does-not-exist", CG2VM_CACHE=str(tmp_path), CI="")
     r = subprocess.run([sys.executable, str(TOOL), "--skip-missing", "--", "true"],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "SKIPPED" in r.stderr and "qemu-that-does-not-exist" in r.stderr
@@ -31,12 +31,17 @@ def test_missing_qemu_is_skipped_loudly(tmp_path):
     assert r.returncode == 127  # without --skip-missing it is an error
 
 
-@pytest.mark.skipif(not os.path.isdir("/lib/modules"), reason="no /lib/modules")
+def test_missing_qemu_is_a_failure_under_ci(tmp_path):
+    env = dict(os.environ, CG2VM_QEMU="qemu-that-does-not-exist", CG2VM_CACHE=str(tmp_path), CI="true")
+    r = subprocess.run([sys.executable, str(TOOL), "--skip-missing", "--", "true"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 127 and "SKIPPED" not in r.stderr and "CI=true" in r.stderr
+
+
 def test_module_order_puts_dependencies_first():
     vers = [v for v in os.listdir("/lib/modules")
-            if os.path.exists(f"/lib/modules/{v}/modules.dep")]
-    if not vers:
-        pytest.skip("no modules.dep")
+            if os.path.exists(f"/lib/modules/{v}/modules.dep")] if os.path.isdir("/lib/modules") else []
+    require(vers, "a kernel's modules.dep in /lib/modules", package="Debian package linux-image-amd64")
     names = [n.split(".ko")[0] for _, n in cg2vm.mod_order(vers[0])]
     if "9pnet_virtio" in names and "9pnet" in names:
         assert names.index("9pnet") < names.index("9pnet_virtio")
