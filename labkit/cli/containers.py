@@ -171,8 +171,19 @@ def _attach_tty(message: dict, args) -> int:
         sock.close()
 
 
+def _need_a_terminal(args) -> None:
+    """Docker's rule: ``-i`` with ``-t`` copies keys from a terminal, so stdin must be one
+    (``</dev/null``, a pipe, CI). Checked before anything is made: nothing is left behind."""
+    if args.tty and args.interactive and not getattr(args, "detach", False) and not os.isatty(0):
+        from ..errors import LabkitError
+
+        raise LabkitError(_("the input device is not a TTY"), exit_code=1)
+
+
 def cmd_run(args) -> int:
     from ..spec import _client_env, _limits, _volumes
+
+    _need_a_terminal(args)
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
@@ -199,6 +210,7 @@ def cmd_exec(args) -> int:
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
+    _need_a_terminal(args)
     from ..spec import _client_env
 
     message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": _client_env(args.env),

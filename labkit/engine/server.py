@@ -12,6 +12,7 @@ import errno
 import fcntl
 import heapq
 import os
+import re
 import secrets
 import selectors
 import signal
@@ -373,6 +374,9 @@ class Engine:
         name = cfg.get("name")
         taken = {r.name for r in self.records.values()}
         if name:
+            if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name):  # Docker's rule
+                raise LabkitError(_("invalid container name (%(name)s): only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                    "are allowed") % {"name": name})
             if name in taken:
                 other = next(r for r in self.records.values() if r.name == name)
                 raise Conflict(_('the container name "%(name)s" is already in use by container %(id)s; '
