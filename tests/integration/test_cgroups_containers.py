@@ -6,8 +6,8 @@ prints the figure it checks.
 """
 from __future__ import annotations
 
+import os
 import time
-
 
 import labkit
 
@@ -51,7 +51,11 @@ def test_shares_split_two_to_one(detached):
     da = a.cgroup.stats()["cpu_usage_ns"] - ua
     db = b.cgroup.stats()["cpu_usage_ns"] - ub
     print(f"shares 1024:512 on CPU 0 → {da / 1e9:.2f} s : {db / 1e9:.2f} s = {da / db:.2f}")
-    assert 1.6 <= da / db <= 2.5
+    assert da > db  # more shares, more CPU: an order, true on any machine
+    if not os.environ.get("CG2VM"):
+        # The ratio itself only on a real machine: in a TCG guest (tools/cg2vm.py) the host
+        # preempts the vCPU's thread and the guest charges that time to whichever task ran.
+        assert 1.6 <= da / db <= 2.5
 
 
 def test_update_changes_the_measured_share(detached):
