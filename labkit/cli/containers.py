@@ -320,6 +320,8 @@ def cmd_kill(args) -> int:
     name = args.signal.upper()
     try:
         sig = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+        if not 0 < sig < signal.NSIG:  # e.g. 999, or SIG_DFL/SIG_IGN picked up by the name
+            raise AttributeError(name)
     except AttributeError:
         raise LabkitError(_("invalid signal: %(sig)s") % {"sig": args.signal}) from None
     return _each(args.containers, lambda r: client.request({"op": "kill", "ref": r, "signal": sig}))

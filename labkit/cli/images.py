@@ -275,6 +275,8 @@ def cmd_save(args) -> int:
         parent = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(parent):  # Docker's words; checked before the archive is written
             raise LabkitError(_('invalid output path: directory "%(dir)s" does not exist') % {"dir": parent})
+        if os.path.isdir(args.output):
+            raise LabkitError(f"{args.output}: {_('is a directory')}")
     archive.save(args.images, args.output or "-", format=args.format)
     return 0
 

@@ -65,10 +65,12 @@ CASES = [
     ["run", "--rm", "busybox:tag-que-nao-existe", "true"],
     ["run", "--rm", "Maiusculas/Invalida", "true"],
     ["stop", "-t", "abc", NOSUCH_CTR],
-    ["kill", "-s", "SINAL-QUE-NAO-EXISTE", NOSUCH_CTR],
+    ["kill", "-s", "SINAL-QUE-NAO-EXISTE", NOSUCH_CTR], ["kill", "-s", "999", NOSUCH_CTR],
+    ["kill", "-s", "0", NOSUCH_CTR], ["kill", "-s", "_DFL", NOSUCH_CTR],
     ["engine", "acao-que-nao-existe"],
     ["save", "--format", "formato-que-nao-existe", "busybox"],
-    ["save", "-o", "/diretorio/que/nao/existe/x.tar", "busybox"],
+    ["save", "-o", "/diretorio/que/nao/existe/x.tar", "busybox"], ["save", "-o", "/tmp", "busybox"],
+    ["load", "-i", "/tmp"],
     ["load", "-i", "/arquivo/que/nao/existe.tar"],
     ["load"],  # stdin is /dev/null: an empty archive
     ["load", "-i", "/etc/passwd"],  # not a tar archive
