@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-import requirements
+import ci_skips
 
 
 def _labkit_parents() -> set[str]:
@@ -61,44 +61,12 @@ def _other_engines() -> bool:
     return False
 
 
-def _skip_reason(rep) -> str:
-    longrepr = rep.longrepr
-    return str(longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Under CI=true a skip that is not a real one (tests/requirements.py) is a failure,
-    whoever wrote it: a plain pytest.skip, skipif or importorskip added later included."""
-    outcome = yield
-    rep = outcome.get_result()
-    if requirements.CI and rep.skipped and not hasattr(rep, "wasxfail"):
-        reason = _skip_reason(rep)
-        if not requirements.is_real(reason):
-            rep.outcome = "failed"
-            rep.longrepr = requirements.ci_message(reason.removeprefix("Skipped: "))
-
-
-_BAD_MODULE_SKIPS: list[str] = []
-
-
-def pytest_collectreport(report) -> None:
-    # A whole module skipped: kept as a skip (a failed collection would stop the session),
-    # and the session fails at the end under CI.
-    if requirements.CI and report.skipped:
-        reason = _skip_reason(report)
-        if not requirements.is_real(reason):
-            _BAD_MODULE_SKIPS.append(f"{report.nodeid}: {reason}")
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    for line in _BAD_MODULE_SKIPS:
-        terminalreporter.write_line(requirements.ci_message(line), red=True)
+def pytest_configure(config) -> None:
+    # Under CI=true a skip that is not a real one fails (tests/ci_skips.py)
+    config.pluginmanager.register(ci_skips, "labkit_ci_skips")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if _BAD_MODULE_SKIPS:
-        session.exitstatus = 1
     try:
         import labkit
 
