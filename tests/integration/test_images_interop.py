@@ -21,10 +21,6 @@ from labkit.images import archive
 from labkit.images.store import Store
 from requirements import needs_tool, optional_tool, require_tool
 
-PODMAN = shutil.which("podman")
-SKOPEO = shutil.which("skopeo")
-UMOCI = shutil.which("umoci")
-RUNC = shutil.which("runc")
 PY = sys.executable
 
 
