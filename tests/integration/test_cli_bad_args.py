@@ -62,7 +62,7 @@ CASES = [
     ["run", "--rm", "--network", "bridge", "busybox", "true"],
     ["run", "--rm", "--name", "nome/invalido", "busybox", "true"],
     ["run", "--rm", "--hostname", "x" * 300, "busybox", "true"],
-    ["run", "--rm", "busybox:tag-que-nao-existe", "true"],
+    ["run", "--rm", "busybox:tag-que-nao-existe", "true"], ["run", "--rm", "busybox", ""],
     ["run", "--rm", "Maiusculas/Invalida", "true"],
     ["stop", "-t", "abc", NOSUCH_CTR],
     ["kill", "-s", "SINAL-QUE-NAO-EXISTE", NOSUCH_CTR], ["kill", "-s", "999", NOSUCH_CTR],
