@@ -13,8 +13,9 @@ Two kinds of skip, and nothing else:
   ``skip_here(...)`` or the ``skipif_here(...)`` mark. Its reason starts with
   ``REAL`` and it stays a skip under CI (``make test`` lists it at the end).
 
-``tests/conftest.py`` enforces this: under ``CI=true`` any other skip (a bare
-``pytest.skip``, ``skipif`` or ``importorskip`` added later) fails too.
+``tests/ci_skips.py`` (registered by ``tests/conftest.py``) enforces this: under
+``CI=true`` any other skip (a bare ``pytest.skip``, ``skipif`` or ``importorskip``
+added later) fails too.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def needs_tool(*tools: str, package: str) -> pytest.MarkDecorator:
     """A mark: the test needs every command in ``tools`` (from the Debian ``package``)."""
     absent = [t for t in tools if shutil.which(t) is None]
     reason = missing_message("the command " + " and ".join(absent), f"Debian package {package}")
-    return pytest.mark.skipif(bool(absent), reason=reason)  # under CI, tests/conftest.py fails it
+    return pytest.mark.skipif(bool(absent), reason=reason)  # under CI, tests/ci_skips.py fails it
 
 
 def skip_here(reason: str, *, allow_module_level: bool = False) -> NoReturn:
