@@ -4,7 +4,8 @@
 #   make test    set everything up, then every test: unit, integration (root), notebooks (nbval)
 #   make setup   the shared part: Debian packages, .venv, labkit installed editable, catalog
 #   make doctor  what this machine has for the course (labkit doctor)
-#   make record  re-execute notebooks and store their outputs (NB=notebooks/x.ipynb for one)
+#   make record  re-execute notebooks and store their outputs (NB=notebooks/x.ipynb for one),
+#                only on a quiet machine (FORCE=1 records anyway)
 #   make bench   benchmarks (bench/bench_*.py), not tests
 #   make clean   caches and Jupyter state; `make distclean` also removes .venv
 #
@@ -27,9 +28,17 @@ OVERRIDES     := $(VENV)/share/jupyter/lab/settings/overrides.json
 # and remembered in .cache/apt-absent so that the next run does not call apt-get update again.
 OS_ID  := $(shell . /etc/os-release 2>/dev/null && echo $$ID)
 KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd64)
-# libatomic1: the node binary inside the playwright wheel (tests/e2e) needs it.
+# Every external command a test, a notebook or labkit runs comes from one of these (under
+# CI=true a test skipped because one is missing fails: tests/requirements.py):
+#   debootstrap (debian:<suite> images), gcc + libc6-dev (the static security probes; libc6-dev
+#   also brings linux-libc-dev, whose syscall headers tests/unit/test_seccomp.py reads), openssl
+#   (the registry's TLS and token tests), zstd (zstd layers), util-linux + mount + bsdutils
+#   (unshare, nsenter, setpriv, mount, script: part of every Debian, listed to be sure),
+#   libatomic1: the node binary inside the playwright wheel (tests/e2e) needs it;
+#   e2fsprogs (mke2fs -d: the root disk of labkit.vm).
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) e2fsprogs \
-        docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1
+        docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 \
+        debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache
@@ -146,14 +155,19 @@ doctor: setup
 # ---------------------------------------------------------------------------------------------
 # test
 #
-# Each suite runs even when an earlier one failed; the summary names the failed ones.
+# Each suite runs even when an earlier one failed; the summary names the failed ones, counts
+# each suite's tests and lists every skip of every suite with its reason (tools/test_summary.py,
+# from reports/junit-<suite>.xml). Under CI=true (.ci/run, fresh-machine) a test skipped for a
+# tool or package that make setup installs is a failure (tests/requirements.py); only real skips
+# (not x86_64, not root, LABKIT_SPAWN=fork...) stay skips.
 # pytest's exit code 5 ("no tests collected") is a failure when the suite has test files, and a
 # visible "skipped" line when it has none yet (an empty tests/integration is not an error).
 
 test: setup
 	@if [ -z "$(ANY_TESTS)" ]; then echo "make test: nenhum teste encontrado (no tests found at all)" >&2; exit 1; fi; \
 	echo "=== labkit doctor ==="; $(VENV)/bin/labkit doctor || echo "(labkit doctor: falta algo essencial / something essential is missing)"; \
-	failed=; suites="test-unit test-integration test-notebooks test-e2e $(CG2_TARGET)"; \
+	rm -f reports/junit-*.xml; \
+	failed=; suites="test-unit test-integration test-notebooks test-e2e $(CG2_TARGET)"; all="$$suites"; \
 	if ! mountpoint -q / 2>/dev/null; then \
 	  suites="test-unit $(CG2_TARGET)"; \
 	  echo; echo "make test: PULADOS (skipped): test-integration test-notebooks test-e2e — / não é um ponto de montagem"; \
@@ -165,6 +179,7 @@ test: setup
 	  echo; echo "=== make $$t ==="; \
 	  $(MAKE) --no-print-directory $$t SKIP_SETUP=1 || failed="$$failed $$t"; \
 	done; echo; \
+	$(VPY) tools/test_summary.py $$(echo $$all | sed 's/test-//g'); echo; \
 	if [ -n "$$failed" ]; then echo "make test: FALHOU (failed):$$failed" >&2; exit 1; fi; \
 	echo "make test: tudo passou (all passed): $$suites"
 
@@ -172,7 +187,7 @@ test: setup
 define pytest_suite
 	@if [ -z "$(strip $(3))" ]; then echo "make test: $(1): nenhum teste ainda (no tests yet), pulado (skipped)"; exit 0; fi; \
 	mkdir -p $(IPYTHONDIR) $(MPLCONFIGDIR) $(JUPYTER_RUNTIME_DIR); \
-	$(VPY) -m pytest $(4) $(PYTEST_ARGS) $(2); rc=$$?; \
+	$(VPY) -m pytest -rs --junitxml=reports/junit-$(1).xml $(4) $(PYTEST_ARGS) $(2); rc=$$?; \
 	if [ $$rc = 5 ]; then \
 	  case " $(PYTEST_ARGS) " in *" -k"*|*" -m"*|*" --deselect"*|*" --lf"*) \
 	    echo "make test: $(1): nothing selected by PYTEST_ARGS"; exit 0;; esac; \
@@ -191,17 +206,27 @@ test-notebooks: $(SETUP_DEP)
 	$(call pytest_suite,notebooks,$(NOTEBOOKS),$(NOTEBOOKS),$(NBVAL_ARGS))
 
 # The notebooks run in JupyterLab (pt-BR) in headless Chromium; screenshots in reports/screenshots/.
-# Skipped, with the reason (-rs), without playwright, chromium or root.
+# Skipped, with the reason, without root; without playwright or chromium too, except under CI.
 test-e2e: $(SETUP_DEP)
-	$(call pytest_suite,e2e,tests/e2e,$(shell find tests/e2e -name 'test_*.py' -print -quit 2>/dev/null),-rs)
+	$(call pytest_suite,e2e,tests/e2e,$(shell find tests/e2e -name 'test_*.py' -print -quit 2>/dev/null))
 
 # Record a notebook's reference outputs in the same environment `make test` checks them in
 # (venv on PATH, Jupyter/IPython state in .cache/): `make record NB=notebooks/03_cgroups.ipynb`,
 # or every notebook with `make record`.
+# Only on a quiet machine: CPU figures recorded while other work runs (another make test, a
+# build) contradict the notebooks' text. The rule (tools/wait_idle.py): before each notebook,
+# the CPU the whole machine used over 2 s, in % of one core as the notebooks count it, must be
+# at most RECORD_MAX_CPU (25); while it is above, make record waits, up to RECORD_WAIT seconds
+# (300), then refuses. FORCE=1 records anyway.
 NB ?= $(NOTEBOOKS)
+RECORD_MAX_CPU ?= 25
+RECORD_WAIT    ?= 300
 record: $(SETUP_DEP)
 	@mkdir -p $(IPYTHONDIR) $(MPLCONFIGDIR) $(JUPYTER_RUNTIME_DIR)
 	@for nb in $(NB); do \
+	  if [ -z "$(FORCE)" ]; then \
+	    $(VPY) tools/wait_idle.py --max $(RECORD_MAX_CPU) --wait $(RECORD_WAIT) || exit 1; \
+	  fi; \
 	  echo "make record: $$nb"; \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=300 "$$nb" || exit 1; \
@@ -227,12 +252,13 @@ distclean: clean
 
 # ---------------------------------------------------------------------------------------------
 # cgroup v2 for real: the cgroup tests inside a throw-away QEMU VM booting the Debian kernel with a
-# pure cgroup2 hierarchy (tools/cg2vm.py). Skipped, loudly, when qemu or a kernel image is missing.
+# pure cgroup2 hierarchy (tools/cg2vm.py). Skipped, loudly, when qemu or a kernel image is missing;
+# under CI=true that is a failure (make setup installs both). CI is passed into the VM.
 # Python under QEMU/TCG is 10-25x slower: no plugin autoload (nbval alone costs ~30 s there).
 
 CG2_TESTS ?= $(wildcard tests/integration/test_cgroups*.py tests/integration/test_devices.py tests/integration/test_cgroup_view.py tests/integration/test_monitor.py tests/integration/test_stats.py tests/integration/test_spare.py tests/cgroup2)
 .PHONY: test-cgroup2
 test-cgroup2: $(SETUP_DEP)
 	@mkdir -p reports
-	$(VPY) tools/cg2vm.py --skip-missing --rw $(CURDIR)/reports -e PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -- \
-	  '$(CURDIR)/$(VPY) -m pytest -p no:cacheprovider -s -rs $(PYTEST_ARGS) --junitxml=reports/cgroup2-junit.xml $(CG2_TESTS)'
+	$(VPY) tools/cg2vm.py --skip-missing --rw $(CURDIR)/reports -e PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -e CI -- \
+	  '$(CURDIR)/$(VPY) -m pytest -p no:cacheprovider -s -rs $(PYTEST_ARGS) --junitxml=reports/junit-cgroup2.xml $(CG2_TESTS)'

@@ -66,6 +66,24 @@ def build_parser(verb: str | None = None):
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """An OSError in pt-BR (the C library's text is English): what failed, and on which file."""
+    import errno
+
+    reasons = {
+        errno.ENOENT: _("no such file or directory"),
+        errno.EACCES: _("permission denied"),
+        errno.EPERM: _("operation not permitted"),
+        errno.EISDIR: _("is a directory"),
+        errno.ENOTDIR: _("not a directory"),
+        errno.EEXIST: _("file exists"),
+        errno.ENOSPC: _("no space left on device"),
+        errno.EROFS: _("read-only file system"),
+    }
+    reason = reasons.get(exc.errno) or exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = None
@@ -89,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # e.g. `labkit logs x | head`: not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # e.g. `labkit logs x | head`: not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        # a file the user named that cannot be read or written: a message, not a traceback
+        sys.stderr.write(_("labkit: error: %(msg)s") % {"msg": _os_error(exc)} + "\n")
+        return 125
 
 
 if __name__ == "__main__":

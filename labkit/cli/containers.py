@@ -171,9 +171,20 @@ def _attach_tty(message: dict, args) -> int:
         sock.close()
 
 
+def _need_a_terminal(args) -> None:
+    """Docker's rule: ``-i`` with ``-t`` copies keys from a terminal, so stdin must be one
+    (``</dev/null``, a pipe, CI). Checked before anything is made: nothing is left behind."""
+    if args.tty and args.interactive and not getattr(args, "detach", False) and not os.isatty(0):
+        from ..errors import LabkitError
+
+        raise LabkitError(_("the input device is not a TTY"), exit_code=1)
+
+
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
     from ..spec import parse_devices
+
+    _need_a_terminal(args)
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
@@ -201,6 +212,7 @@ def cmd_exec(args) -> int:
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
+    _need_a_terminal(args)
     from ..spec import client_env as _client_env
 
     message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": _client_env(args.env),
@@ -310,6 +322,8 @@ def cmd_kill(args) -> int:
     name = args.signal.upper()
     try:
         sig = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+        if not 0 < sig < signal.NSIG:  # e.g. 999, or SIG_DFL/SIG_IGN picked up by the name
+            raise AttributeError(name)
     except AttributeError:
         raise LabkitError(_("invalid signal: %(sig)s") % {"sig": args.signal}) from None
     return _each(args.containers, lambda r: client.request({"op": "kill", "ref": r, "signal": sig}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import os
 import sys
 import time
 
@@ -270,6 +271,12 @@ def cmd_save(args) -> int:
 
     if not args.output and sys.stdout.isatty():
         raise LabkitError(_("cowardly refusing to save to a terminal. Use the -o flag or redirect"))
+    if args.output:
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(parent):  # Docker's words; checked before the archive is written
+            raise LabkitError(_('invalid output path: directory "%(dir)s" does not exist') % {"dir": parent})
+        if os.path.isdir(args.output):
+            raise LabkitError(f"{args.output}: {_('is a directory')}")
     archive.save(args.images, args.output or "-", format=args.format)
     return 0
 

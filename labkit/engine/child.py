@@ -148,7 +148,7 @@ def become_process(proc: dict, errfd: int) -> None:
     argv = proc["argv"]
     try:
         os.execvpe(argv[0], argv, env)
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # ValueError: an empty name, or a NUL in it (Docker: 127)
         report(errfd, "notfound", f"{argv[0]}: executable file not found in $PATH", 127)
         os._exit(127)
     except PermissionError:

@@ -9,6 +9,7 @@ answers everyone waiting for it.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -74,6 +75,9 @@ class Lifecycle:
         name = cfg.get("name")
         taken = {r.name for r in self.records.values()}
         if name:
+            if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name):  # Docker's rule
+                raise LabkitError(_("invalid container name (%(name)s): only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                    "are allowed") % {"name": name})
             if name in taken:
                 other = next(r for r in self.records.values() if r.name == name)
                 raise Conflict(_('the container name "%(name)s" is already in use by container %(id)s; '

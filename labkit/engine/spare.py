@@ -60,7 +60,7 @@ class SparePool:
         while self.dropping:
             self._discard_spare(self.dropping.pop())
 
-    def _discard_spare(self, spare: spawn.Spare, keep_dir: bool = False) -> None:
+    def _discard_spare(self, spare: spawn.Spare, keep_dir: bool = False, tries: int = 0) -> None:
         """Stop a spare that will not run (engine stopping, another image, a failed start):
         leave nothing. It is killed through its cgroup, which also waits until it is gone;
         its mounts go with its mount namespace.
@@ -71,7 +71,11 @@ class SparePool:
         except OSError:  # it died (what it made is removed below), or its socket is closed
             pass
         spare.sock.close()  # a spare that is still waiting sees EOF and leaves
-        self._remove_spare_cgroup(spare.cgroup)
+        if not self._remove_spare_cgroup(spare.cgroup) and self.running and tries < 120:
+            # still dying (on a loaded machine the kill can outlast remove()'s wait): try again
+            # soon rather than leave it to the next engine's start; the directory goes after it
+            self.later(0.5, lambda: self._discard_spare(spare, keep_dir, tries + 1))
+            return
         if spare.root is not None and not keep_dir:
             import shutil
 
@@ -81,11 +85,13 @@ class SparePool:
         except ChildProcessError:  # reaped already
             pass
 
-    def _remove_spare_cgroup(self, cgroup) -> None:
+    def _remove_spare_cgroup(self, cgroup) -> bool:
         try:
             cgroup.remove()  # kills what is in it first, and waits until it is empty
+            return True
         except Exception:  # noqa: BLE001
             traceback.print_exc()
+            return False
 
 
 def _identity(dirs: list[str]) -> list[tuple[int, int]] | None:

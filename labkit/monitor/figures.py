@@ -83,12 +83,16 @@ def snapshot(cgroup: Any, interval: float = 0.25) -> dict:
     This is what ``Container.stats()`` returns; raises whatever ``stats()``
     raises when the cgroup is gone.
     """
+    # each reading is stamped in the middle of its reads (as Monitor does): a stamp taken
+    # after a reading that was preempted would shorten the interval and inflate the CPU %
+    r0 = time.monotonic_ns()
     before, reader = _stats_of(cgroup)
+    w0 = (r0 + time.monotonic_ns()) // 2
     try:
-        w0 = time.monotonic_ns()
         time.sleep(interval)
+        r1 = time.monotonic_ns()
         after = reader.stats() if reader else cgroup.stats()
-        w1 = time.monotonic_ns()
+        w1 = (r1 + time.monotonic_ns()) // 2
     except Gone as exc:
         from ..errors import NotFound
         raise NotFound(_("the cgroup %(name)s is gone") % {"name": getattr(cgroup, "name", "?")}) \

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import pytest
 
+from requirements import VENV, missing_message, skipif_here
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -71,13 +73,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 def _why_skip() -> str | None:
-    if sync_playwright is None:
-        return ("playwright is not installed in this venv (pip install playwright; "
-                "no `playwright install`: Debian's chromium is used)")
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set LABKIT_CHROMIUM)"
-    if not JUPYTER.exists():
-        return f"no {JUPYTER} (make setup installs JupyterLab)"
+    """Why this machine cannot run the suite at all (a real skip), or None."""
     if os.geteuid() != 0:
         return "the notebooks run real containers: root is needed"
     if not NOTEBOOKS:
@@ -85,8 +81,20 @@ def _why_skip() -> str | None:
     return None
 
 
+def _missing() -> str | None:
+    """What make setup should have installed and did not (a failure under CI), or None."""
+    if sync_playwright is None:
+        return missing_message("playwright (no `playwright install`: Debian's chromium is used)", VENV)
+    if not os.access(CHROMIUM, os.X_OK):
+        return missing_message(f"Chromium at {CHROMIUM} (or set LABKIT_CHROMIUM)", "Debian package chromium")
+    if not JUPYTER.exists():
+        return missing_message(str(JUPYTER), VENV)
+    return None
+
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
-              pytest.mark.skipif(_why_skip() is not None, reason=str(_why_skip()))]
+              skipif_here(_why_skip() is not None, reason=str(_why_skip())),
+              pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
 
 
 # --------------------------------------------------------------------------- server

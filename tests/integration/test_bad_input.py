@@ -218,13 +218,37 @@ def test_engine_refuses_a_volume_over_the_root_even_from_a_raw_request(tmp_path:
     assert info.value.exit_code == 125 and f"{tmp_path}:/" in str(info.value)
 
 
-def test_non_root_user_gets_a_clear_message(labkit_home, unchanged):
-    """The engine's socket is root-only: a student without sudo gets told why, not a traceback."""
+@pytest.fixture
+def readable_dir():
+    """A directory under /tmp that any user can read (pytest's tmp_path is root-only)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="labkit-nonroot-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_non_root_user_gets_a_clear_message(labkit_home, unchanged, readable_dir):
+    """The engine's socket is root-only: a student without sudo gets told why, not a traceback.
+
+    The project may live where that user cannot even read (a clone under /root, mode 0700):
+    the test runs a copy of the labkit package, in a directory anyone can read, with the
+    interpreter the venv was made from (labkit's CLI needs only the standard library to
+    get this far), so it checks labkit, not the file system's permissions."""
+    import shutil
+
     labkit.containers()  # the engine runs
+    copy = readable_dir
+    shutil.copytree(Path(labkit.__file__).parent, copy / "labkit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    python = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     for extra in ([], ["--", "env", "-u", "LABKIT_HOME", "HOME=/tmp"]):
         argv = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
-        argv += (extra[1:] if extra else []) + [LABKIT, "ps"]
-        r = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LABKIT_LANG": "pt_BR"})
+        argv += (extra[1:] if extra else []) + [python, "-B", "-m", "labkit", "ps"]
+        env = {**os.environ, "LABKIT_LANG": "pt_BR", "PYTHONPATH": str(copy), "PYTHONNOUSERSITE": "1"}
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=copy)
         print(r.returncode, r.stderr.strip())
         assert r.returncode == 125
         assert "o labkit precisa de root" in r.stderr

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -10,6 +9,7 @@ import labkit
 from labkit.errors import LabkitError
 from labkit.images import debian
 from labkit.images.store import Store
+from requirements import require_tool, skip_here
 
 pytestmark = pytest.mark.root
 
@@ -35,8 +35,7 @@ echo "I: Base system installed successfully."
 
 @pytest.fixture
 def fake_debootstrap(tmp_path, monkeypatch):
-    if not shutil.which("busybox"):
-        pytest.skip("needs the host's busybox")
+    require_tool("busybox", package="busybox-static")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "debootstrap"
@@ -88,7 +87,7 @@ def test_real_debootstrap_bookworm(tmp_path):
     mirror = debian.configured_mirror()
     why = debian.reachable(mirror, "bookworm")
     if why:
-        pytest.skip(f"Debian archive not reachable: {why}")
+        skip_here(f"the Debian archive is not reachable from this machine: {why}")
     from labkit.images.build import build
     from labkit.images.registry import pull
 

@@ -20,6 +20,7 @@ import pytest
 from labkit.errors import LabkitError, NotFound
 from labkit.kernel import cgroups
 from labkit.kernel.cgroups import Limits
+from requirements import skip_here
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -40,7 +41,7 @@ def _usable() -> str | None:
 
 
 if _usable():
-    pytest.skip(_usable(), allow_module_level=True)
+    skip_here(_usable(), allow_module_level=True)
 
 
 # Not under "labkit/": an engine of another test session (another LABKIT_HOME) prunes
@@ -360,7 +361,7 @@ def test_freeze_pauses_and_thaws(make_cg):
     start(make_cg, cg, BUSY)
     time.sleep(0.3)
     if not cg.freeze(True):
-        pytest.skip("no freezer on this machine")
+        skip_here("no freezer in this kernel")
     frozen, _ = cpu_share(cg, 1.0)
     assert cg.freeze(False)
     thawed, _ = cpu_share(cg, 1.0)

@@ -19,6 +19,7 @@ from labkit.kernel.cgroups import backend, devices, mountinfo
 
 sys.path.insert(0, str(Path(__file__).parent))
 from labkit_cli import cli  # noqa: E402
+from requirements import skip_here, skipif_here  # noqa: E402
 
 pytestmark = pytest.mark.root
 
@@ -31,7 +32,7 @@ EXTRA = next((p for p in ("/dev/kvm", "/dev/vcs", "/dev/loop-control", "/dev/fus
 def cgroup2_dir():
     root = mountinfo.layout().v2
     if root is None:
-        pytest.skip("no cgroup2 mount on this machine")
+        skip_here("no cgroup2 mount on this machine")
     d = os.path.join(root, f"labkit-devtest-{os.getpid()}")
     os.mkdir(d)
     yield d
@@ -107,7 +108,7 @@ def test_every_container_gets_docker_default_rules(detached):
     assert r.stdout == "ok\n", r.stderr
 
 
-@pytest.mark.skipif(EXTRA is None, reason="no spare character device on this machine")
+@skipif_here(EXTRA is None, reason="no spare character device on this machine")
 def test_device_flag_makes_the_node_and_allows_only_its_access():
     r = cli("run", "--rm", "--device", f"{EXTRA}:/dev/extra:r", "busybox", "sh", "-c",
             "stat -c '%t,%T %a' /dev/extra; (exec 3</dev/extra) && echo read=ok; "
@@ -121,7 +122,7 @@ def test_device_flag_makes_the_node_and_allows_only_its_access():
     # without the flag, the same node (through a volume) cannot be opened: see test_security P14
 
 
-@pytest.mark.skipif(EXTRA is None, reason="no spare character device on this machine")
+@skipif_here(EXTRA is None, reason="no spare character device on this machine")
 def test_inspect_shows_the_devices(detached):
     ctr = labkit.run("busybox", ["sleep", "300"], detach=True, devices=[f"{EXTRA}:/dev/x"])
     try:

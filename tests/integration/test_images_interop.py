@@ -19,11 +19,8 @@ import pytest
 
 from labkit.images import archive
 from labkit.images.store import Store
+from requirements import needs_tool, optional_tool, require_tool
 
-PODMAN = shutil.which("podman")
-SKOPEO = shutil.which("skopeo")
-UMOCI = shutil.which("umoci")
-RUNC = shutil.which("runc")
 PY = sys.executable
 
 
@@ -89,8 +86,8 @@ class Podman:
 
 @pytest.fixture
 def podman():
-    if not (PODMAN and RUNC):
-        pytest.skip("podman and runc are needed (apt-get install -y podman runc)")
+    require_tool("podman", package="podman")
+    require_tool("runc", package="runc")
     p = Podman()
     try:
         yield p
@@ -117,7 +114,7 @@ def labkit_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([PY, "-m", "labkit", *args], capture_output=True, text=True, timeout=120, **kw)
 
 
-@pytest.mark.skipif(not SKOPEO, reason="skopeo not installed (apt-get install -y skopeo)")
+@needs_tool("skopeo", package="skopeo")
 def test_skopeo_inspects_the_store(store):
     out = subprocess.run(["skopeo", "inspect", f"oci:{store.layout.root}:localhost/busybox:latest"],
                          capture_output=True, text=True, check=True).stdout
@@ -130,7 +127,7 @@ def test_skopeo_inspects_the_store(store):
     assert json.loads(raw)["config"]["Cmd"] == ["sh"]
 
 
-@pytest.mark.skipif(not UMOCI, reason="umoci not installed")
+@needs_tool("umoci", package="umoci")
 def test_umoci_lists_the_store(store):
     out = subprocess.run(["umoci", "ls", "--layout", str(store.layout.root)],
                          capture_output=True, text=True, check=True).stdout
@@ -149,7 +146,7 @@ def test_podman_loads_and_runs_what_labkit_saved(store, podman, work, fmt):
     out = work / f"busybox-{fmt}.tar"
     r = labkit_cli("save", "-o", str(out), "--format", fmt, "busybox")
     assert r.returncode == 0, r.stderr
-    if SKOPEO:
+    if optional_tool("skopeo", package="skopeo"):
         subprocess.run(["skopeo", "inspect", f"{fmt}:{out}"], check=True, capture_output=True)
     r = podman("load", "-i", str(out))
     assert "localhost/busybox:latest" in r.stdout
@@ -186,7 +183,7 @@ def test_labkit_loads_and_runs_what_podman_saved(store, podman, work, fmt):
         s.remove(f"podbox:{fmt}", force=True)
 
 
-@pytest.mark.skipif(not SKOPEO, reason="skopeo not installed (apt-get install -y skopeo)")
+@needs_tool("skopeo", package="skopeo")
 def test_skopeo_writes_into_the_store_and_labkit_reads_it(store, work):
     saved = work / "bb.tar"
     archive.save(["busybox"], saved, format="docker-archive", store=store)

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from requirements import needs_tool, optional_tool, require_tool
+
 REGISTRY = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
 PODMAN = shutil.which("podman")
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(not REGISTRY, reason="docker-registry is not installed")]
+pytestmark = [pytest.mark.root, needs_tool("docker-registry", package="docker-registry")]
 
 
 def _free_port() -> int:
@@ -240,15 +242,13 @@ def test_labkit_push_skopeo_inspect_podman_run(registry, small_image, podman_dir
     # again: every blob is already there (HEAD), only the manifest is sent
     again = reg.push(small_image.ref, dest)
     assert again["pushed"] == 0 and again["skipped"] == 3
-    if not SKOPEO:
-        pytest.skip("skopeo not installed")
+    require_tool("skopeo", package="skopeo")
     out = _skopeo("inspect", "--tls-verify=false", f"docker://{dest}")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["Digest"] == small_image.digest
     assert info["Layers"] == [d["digest"] for d in small_image.layers]
-    if not PODMAN:
-        pytest.skip("podman not installed")
+    require_tool("podman", package="podman")
     r = _podman(podman_dir, "pull", "-q", "--tls-verify=false", dest)
     assert r.returncode == 0, r.stderr
     r = _podman(podman_dir, "run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
@@ -263,13 +263,13 @@ def test_chunked_push(registry, small_image):
     dest = f"{registry.host}/curso/chunked:v1"
     stats = reg.push(small_image.ref, dest, chunk_size=64 * 1024)
     assert stats["pushed"] == 3
-    if SKOPEO:
+    if optional_tool("skopeo", package="skopeo"):
         out = _skopeo("inspect", "--tls-verify=false", f"docker://{dest}")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["Digest"] == small_image.digest
 
 
-@pytest.mark.skipif(not SKOPEO, reason="skopeo not installed")
+@needs_tool("skopeo", package="skopeo")
 @pytest.mark.parametrize("fmt", ["oci", "v2s2"])
 def test_skopeo_push_labkit_pull_run(registry, tmp_path, fmt):
     """An image made elsewhere (another labkit home), pushed by skopeo, pulled and run by labkit."""
@@ -319,7 +319,7 @@ def test_basic_auth(auth_registry, small_image):
     assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
     stats = reg.push(small_image.ref, dest)  # credentials from the saved login
     assert stats["pushed"] == 3
-    if SKOPEO:
+    if optional_tool("skopeo", package="skopeo"):
         out = _skopeo("inspect", "--tls-verify=false", "--creds", "ana:s3cr3t", f"docker://{dest}")
         assert out.returncode == 0, out.stderr
         bad = _skopeo("inspect", "--tls-verify=false", f"docker://{dest}")
@@ -346,7 +346,7 @@ def test_cli_push_pull(registry, small_image, capsys):
     Store().remove(dest)
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+@needs_tool("openssl", package="openssl")
 def test_https_with_ca_file(tmp_path, small_image, monkeypatch):
     """HTTPS (as for any registry that is not on this machine): a self-signed CA given with ca_file."""
     from labkit.errors import LabkitError
@@ -364,7 +364,7 @@ def test_https_with_ca_file(tmp_path, small_image, monkeypatch):
         monkeypatch.setenv("LABKIT_REGISTRY_CA", server.ca)
         assert reg.pull(dest, secure=True).digest == small_image.digest
         assert reg.pull(dest, secure=True, tls_verify=False).digest == small_image.digest
-        if SKOPEO:
+        if optional_tool("skopeo", package="skopeo"):
             out = _skopeo("inspect", "--cert-dir", str(tmp_path / "nocerts"), "--tls-verify=false",
                           f"docker://{dest}")
             assert out.returncode == 0, out.stderr
@@ -375,7 +375,7 @@ def test_https_with_ca_file(tmp_path, small_image, monkeypatch):
         server.stop()
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+@needs_tool("openssl", package="openssl")
 def test_bearer_token_auth(tmp_path, small_image, monkeypatch):
     """docker-registry with ``auth: token``: labkit gets a token from the realm, with its user and password."""
     from labkit.errors import LabkitError
@@ -393,7 +393,7 @@ def test_bearer_token_auth(tmp_path, small_image, monkeypatch):
         assert stats["pushed"] == 3
         assert any("push" in s and s.startswith("repository:tok/lab:") for s in tokens.issued), tokens.issued
         assert reg.pull(dest, username="ana", password="s3cr3t").digest == small_image.digest
-        if SKOPEO:
+        if optional_tool("skopeo", package="skopeo"):
             out = _skopeo("inspect", "--tls-verify=false", "--creds", "ana:s3cr3t", f"docker://{dest}")
             assert out.returncode == 0, out.stderr
             assert json.loads(out.stdout)["Digest"] == small_image.digest
@@ -405,7 +405,7 @@ def test_bearer_token_auth(tmp_path, small_image, monkeypatch):
         tokens.stop()
 
 
-@pytest.mark.skipif(not (SKOPEO and PODMAN), reason="needs skopeo and podman")
+@needs_tool("skopeo", "podman", package="skopeo podman")
 def test_whiteouts_survive_podman(registry, tmp_path, podman_dir):
     """A RUN that deletes a file and replaces a directory: podman sees the same filesystem as labkit."""
     import labkit

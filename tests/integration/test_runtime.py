@@ -282,11 +282,9 @@ def test_attached_run_removes_the_container_by_default(labkit_home, container_di
 def test_timeout_kills_an_attached_container():
     from labkit.errors import LabkitError
 
-    t0 = time.monotonic()
     with pytest.raises(LabkitError) as info:
         sh("sleep 300", timeout=0.5)
-    assert info.value.exit_code == 124
-    assert time.monotonic() - t0 < 60  # not a timing test: it did not wait for the sleep
+    assert info.value.exit_code == 124  # killed for the timeout: it did not end by itself
 
 
 # -- exec ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 import labkit
 from labkit.errors import NotFound
 from labkit_cli import LABKIT, cli  # tests/integration/labkit_cli.py
+from requirements import needs_tool
 
 pytestmark = pytest.mark.root
 
@@ -184,7 +185,7 @@ def test_help_is_in_portuguese_and_english():
     assert en.returncode == 0 and "usage:" in en.stdout
 
 
-@pytest.mark.skipif(not Path("/usr/bin/script").exists(), reason="needs script(1) for a terminal")
+@needs_tool("script", package="bsdutils")
 def test_run_with_a_terminal():
     e = dict(os.environ, LABKIT_LANG="pt_BR")
     r = subprocess.run(["script", "-qec", f"{LABKIT} run -t --rm busybox sh -c 'tty; ls /dev/pts; exit 4'",

@@ -24,6 +24,7 @@ import labkit
 
 sys.path.insert(0, str(Path(__file__).parent))
 import probes as _probes  # noqa: E402
+from requirements import require, require_tool  # noqa: E402
 
 pytestmark = pytest.mark.root
 
@@ -37,15 +38,14 @@ READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-tri
 @pytest.fixture(scope="module")
 def probe_dir():
     """The compiled probes, in a world-readable host directory."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the probes")
+    require_tool("gcc", package="gcc")
     d = Path(tempfile.mkdtemp(prefix="labkit-probes-"))
     d.chmod(0o755)
     try:
         _probes.build(d)
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(d)
-        pytest.skip(f"cannot build static probes: {exc.stderr}")
+        require(False, f"a static libc to build the probes ({exc.stderr})", package="Debian package libc6-dev")
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

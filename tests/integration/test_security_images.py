@@ -15,10 +15,9 @@ import pytest
 
 import labkit
 from labkit.errors import LabkitError
+from labkit.images import changes
 
 pytestmark = pytest.mark.root
-
-changes = pytest.importorskip("labkit.images.changes")
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 import labkit
-
+from requirements import require, require_tool, skip_here
 
 pytestmark = pytest.mark.root
 
 if os.uname().machine != "x86_64":
-    pytest.skip("the probe's raw syscalls are written for x86_64", allow_module_level=True)
+    skip_here("the probe's raw syscalls are written for x86_64", allow_module_level=True)
 
 LABKIT = str(Path(sys.executable).parent / "labkit")
 
@@ -134,17 +134,15 @@ int main(void) {
 @pytest.fixture(scope="module")
 def scprobe():
     """``scprobe`` compiled with ``gcc -static`` into a world-readable temp dir."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is needed to build the probe")
+    gcc = require_tool("gcc", package="gcc")
     d = Path(tempfile.mkdtemp(prefix="labkit-scprobe-"))
     d.chmod(0o755)
     try:
         (d / "scprobe.c").write_text(PROBE_C)
         r = subprocess.run([gcc, "-static", "-O1", "-pthread", "-o", str(d / "scprobe"),
                             str(d / "scprobe.c")], capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot build the static probe: {r.stderr[-500:]}")
+        require(r.returncode == 0, f"a static libc to build the probe ({r.stderr[-500:]})",
+                package="Debian package libc6-dev")
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -208,8 +206,7 @@ def test_shell_namespace_and_mount_calls_fail(script):
 
 def test_host_control_unshare_user_works_without_the_filter():
     """Control for the tests above: the same command on the host (no filter) succeeds."""
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare on the host")
+    require_tool("unshare", package="util-linux")
     assert subprocess.run(["unshare", "-U", "true"]).returncode == 0
 
 

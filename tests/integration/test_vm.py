@@ -13,8 +13,9 @@ import labkit
 from labkit import vm
 
 from labkit_cli import cli
+from requirements import needs_tool
 
-pytestmark = pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="no qemu")
+pytestmark = needs_tool("qemu-system-x86_64", package="qemu-system-x86")
 
 # Several layers, a file deleted by a later one (a whiteout), Env, WorkingDir and Cmd.
 DOCKERFILE = """FROM busybox

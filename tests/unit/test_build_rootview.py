@@ -9,8 +9,9 @@ import pytest
 
 from labkit.images.changes import diff_dirs
 from labkit.images.rootview import RootView
+from requirements import skipif_here
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts (mknod 0/0) and trusted.* xattrs need root")
+needs_root = skipif_here(os.geteuid() != 0, reason="whiteouts (mknod 0/0) and trusted.* xattrs need root")
 
 
 def _whiteout(path: Path) -> None:

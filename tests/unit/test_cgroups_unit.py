@@ -12,6 +12,7 @@ from labkit.kernel.cgroups import Limits, mountinfo
 from labkit.kernel.cgroups.base import human, limited
 from labkit.kernel.cgroups.v1 import V1Backend, V1Cgroup
 from labkit.kernel.cgroups.v2 import V2Backend, V2Cgroup, shares_to_weight
+from requirements import skip_here
 
 # This CI machine: v1 controllers, cpu and cpuacct on separate mounts, empty cgroup2.
 HYBRID = """\
@@ -107,7 +108,7 @@ def test_escaped_mount_point_and_bind_mount_preference():
 
 def test_this_machine_detects():
     if not os.path.exists("/proc/self/mountinfo"):
-        pytest.skip("no /proc")
+        skip_here("no /proc")
     assert cgroups.detect() in ("v1", "v2")
 
 

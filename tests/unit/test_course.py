@@ -18,6 +18,7 @@ from labkit.course import checks as c
 from labkit.course import framework as ex
 from labkit.course.verdict import Verdict, all_of, fail, number, ok, size
 from labkit.errors import LabkitError, NotFound
+from requirements import skip_here, skipif_here
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +107,7 @@ def test_path_cannot_escape_upper(tmp_path):
         c.upper_has_whiteout(tmp_path, "/")
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a 0/0 device needs root")
+needs_root = skipif_here(os.geteuid() != 0, reason="mknod of a 0/0 device needs root")
 
 
 @needs_root
@@ -137,7 +138,7 @@ def test_opaque_dir(tmp_path):
     try:
         os.setxattr(d, "trusted.overlay.opaque", b"y")
     except OSError as err:  # tmpfs without trusted xattrs
-        pytest.skip(f"no trusted xattrs here: {err}")
+        skip_here(f"no trusted xattrs here: {err}")
     assert c.upper_has_opaque_dir(tmp_path, "/var")
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-yaml = pytest.importorskip("yaml")
+from requirements import require_module  # noqa: E402
+
+yaml = require_module("yaml")
 from packaging.requirements import Requirement  # noqa: E402
 from packaging.specifiers import InvalidSpecifier, SpecifierSet  # noqa: E402
 from packaging.utils import canonicalize_name  # noqa: E402

@@ -13,9 +13,10 @@ import pytest
 
 from labkit.images import layers
 from labkit.images.layers import UnsafeLayer
+from requirements import skipif_here
 
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="mknod and trusted.* xattrs need root")
+needs_root = skipif_here(not ROOT, reason="mknod and trusted.* xattrs need root")
 
 
 # --------------------------------------------------------------------------- helpers

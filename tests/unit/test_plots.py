@@ -6,10 +6,9 @@ import random
 import time
 from pathlib import Path
 
-import pytest
-
 from labkit import plots
 from labkit.live import Live, live
+from requirements import require_module
 
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,8 +168,8 @@ class FakeCgroup:
 
 
 def run_notebook(cells: list[str], timeout: int = 60):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    nbformat = require_module("nbformat")
+    nbclient = require_module("nbclient")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
@@ -216,7 +215,7 @@ def test_monitor_plot_shortcut():
 def test_frames_keep_coming_while_the_kernel_is_busy():
     """The point of the display-handle path: while another cell keeps the kernel
     busy, the background thread still pushes frames (update_display_data)."""
-    jupyter_client = pytest.importorskip("jupyter_client")
+    jupyter_client = require_module("jupyter_client")
     km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3", cwd=str(ROOT))
     try:
         def execute(code, timeout=60):

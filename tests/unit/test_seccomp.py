@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from labkit.kernel import seccomp as sc
+from requirements import require, skipif_here
 
 ALLOW, KILL = sc.SECCOMP_RET_ALLOW, sc.SECCOMP_RET_KILL_PROCESS
 EPERM, ENOSYS = sc.SECCOMP_RET_ERRNO | errno.EPERM, sc.SECCOMP_RET_ERRNO | errno.ENOSYS
@@ -46,7 +47,7 @@ def run(prog, nr: int, arch: int = sc.AUDIT_ARCH_X86_64, args=(0,) * 6) -> int:
 def header_numbers(path: str) -> dict[str, int]:
     p = Path(path)
     if not p.exists():
-        pytest.skip(f"{path} not installed (linux-libc-dev)")
+        require(False, path, package="Debian package linux-libc-dev")
     out = {}
     for m in re.finditer(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", p.read_text()):
         out.setdefault(m.group(1), int(m.group(2)))
@@ -167,7 +168,7 @@ def test_disassembly_names_the_calls(prog):
     assert len(text.splitlines()) == len(prog)
 
 
-@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers below are x86_64")
+@skipif_here(os.uname().machine != "x86_64", reason="syscall numbers below are x86_64")
 def test_the_kernel_accepts_it_and_enforces_it():
     """In a forked child (no root needed: no_new_privs first, as spawn does)."""
     pid = os.fork()
