@@ -292,7 +292,7 @@ def api(tmp_path, monkeypatch):
         "primeiro": fake_container(tmp_path, "primeiro", "exited", exit_code=0),
     })
     (fake.by_name["primeiro"].upper_dir / "ola.txt").write_text("olá\n")
-    monkeypatch.setattr(c, "_api", lambda: fake)
+    monkeypatch.setattr(c.access, "api_module", lambda: fake)
     return fake
 
 

@@ -17,7 +17,7 @@ from msgfmt import parse_po  # noqa: E402
 def course_msgids() -> set[str]:
     """Strings given to _(), and exercise titles and hints (translated on use)."""
     found: set[str] = set()
-    for path in sorted(COURSE.glob("*.py")):
+    for path in sorted(COURSE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue
