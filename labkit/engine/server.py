@@ -267,4 +267,8 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Dns):
         for fd, cid in list(self.pidfds.items()):
             if cid in self.records and self.records[cid].running:
                 self._finish(self.records[cid], None, _("the engine was stopped"))
+        # Bridges, rules and DNS exist while an engine runs; the next one makes them again
+        # from the state (a home under /tmp removed after its engine leaves nothing on the host).
+        for net in self._networks().values():
+            self._net_down(net)
         self._remove_parent_cgroups()
