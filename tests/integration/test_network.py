@@ -240,3 +240,28 @@ def test_engine_kill_and_restart_rebuild_rules_without_duplicates(net):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         assert s.recv(100) == b"de-volta\n"
     gone.remove()
+
+
+@pytest.mark.parametrize("mode", ["host", "net"])
+def test_build_run_steps_get_the_network_names(mode, net):
+    """``RUN`` of ``labkit build --network host`` sees the host's resolv.conf (the issue's apt-get case);
+    on a user network it finds a peer by name."""
+    from labkit.images.store import Store
+
+    network = "host" if mode == "host" else net.name
+    peer = ""
+    if mode == "net":
+        peer = busybox("sleep 300", detach=True, network=net.name, name=f"par{os.getpid()}").name
+    dockerfile = ("FROM busybox\n"
+                  f"RUN cp /etc/resolv.conf /copia && {'nslookup ' + peer + ' > /achou' if peer else 'true'}\n")
+    ref = f"itest/net-{mode}:1"
+    labkit.build(dockerfile=dockerfile, tag=ref, network=network, no_cache=True, quiet=True)
+    try:
+        r = labkit.run(ref, ["sh", "-c", "cat /copia; cat /achou 2>/dev/null || true"])
+        if mode == "host":
+            with open("/etc/resolv.conf") as f:
+                assert r.stdout == f.read()
+        else:
+            assert r.stdout.startswith(f"nameserver {net.gateway}\n") and f"Name:\t{peer}" in r.stdout
+    finally:
+        Store().remove(ref)
