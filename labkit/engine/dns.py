@@ -97,7 +97,8 @@ class Dns:
         up.close()
 
 
-def _resolv(key: str) -> list[str]:
+def resolv_conf(key: str) -> list[str]:
+    """The values of ``key`` lines (nameserver, search, options) in the host's ``/etc/resolv.conf``."""
     out = []
     try:
         with open("/etc/resolv.conf") as f:
@@ -111,8 +112,8 @@ def _resolv(key: str) -> list[str]:
 
 
 def _nameservers() -> list[str]:
-    return _resolv("nameserver")
+    return resolv_conf("nameserver")
 
 
 def _search() -> list[str]:
-    return _resolv("search")
+    return resolv_conf("search")

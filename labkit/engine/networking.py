@@ -11,9 +11,7 @@ A container on a bridge network gets its network namespace from a *holder*
 (a forked process that only ``unshare()``s ``CLONE_NEWNET`` and waits): the
 veth is moved in and configured there, then the container's PID 1
 ``setns()``s into it before its root is built, so its command starts with
-``eth0`` ready. Its ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``
-are files in its state directory, bind-mounted as Docker does; ``hosts`` is
-rewritten in place (the bind mount holds the inode) when peers come and go.
+``eth0`` ready. Its name files are :mod:`.names`'.
 """
 from __future__ import annotations
 
@@ -261,65 +259,6 @@ class Networking:
             self._detach(rec, name)
         self._ports_close(rec.id)
 
-    # -- names ---------------------------------------------------------------------------------
-    def _hosts_text(self, rec) -> str:
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
-                 "ff02::2\tip6-allrouters"]
-        hostname = rec.data["Config"]["Hostname"]
-        nets = (rec.data.get("NetworkSettings") or {}).get("Networks", {})
-        for name, ep in nets.items():
-            lines.append(f"{ep['IPAddress']}\t{hostname}")
-        for name, ep in nets.items():
-            if name == DEFAULT:
-                continue
-            for peer, pep in self._endpoints({"Name": name}):
-                if peer.id != rec.id:
-                    names = [peer.name, *(pep.get("Aliases") or []), peer.data["Config"]["Hostname"]]
-                    lines.append(f"{pep['IPAddress']}\t" + " ".join(dict.fromkeys(names)))
-        for entry in rec.data["HostConfig"].get("ExtraHosts") or []:
-            host, _sep, addr = entry.partition(":")
-            lines.append(f"{addr}\t{host}")
-        return "\n".join(lines) + "\n"
-
-    def _write_in_place(self, path, text: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-
-    def _names_changed(self, net: dict) -> None:
-        """Rewrite ``/etc/hosts`` of every container on ``net`` (in place: it is bind-mounted)."""
-        for rec, _ep in self._endpoints(net):
-            path = rec.dir / "hosts"
-            if path.exists():
-                self._write_in_place(path, self._hosts_text(rec))
-
-    def _name_files(self, rec, cfg: dict, net: dict | None) -> list[list]:
-        """The bind mounts for /etc/hosts, /etc/resolv.conf, /etc/hostname (Docker's three)."""
-        mode = rec.data["HostConfig"]["NetworkMode"]
-        if mode == "host":
-            return [[os.path.realpath("/etc/resolv.conf"), "/etc/resolv.conf", True],
-                    [os.path.realpath("/etc/hosts"), "/etc/hosts", True]]
-        d = rec.dir
-        self._write_in_place(d / "hostname", rec.data["Config"]["Hostname"] + "\n")
-        self._write_in_place(d / "hosts", self._hosts_text(rec))
-        host = _host_resolv()
-        if cfg.get("dns"):
-            servers = list(cfg["dns"])
-        elif net is not None and net["Name"] != DEFAULT:
-            servers = [net["IPAM"]["Config"][0]["Gateway"]]  # our DNS answers there (see .dns)
-        else:
-            servers = host["nameserver"]
-        text = "".join(f"nameserver {s}\n" for s in servers)
-        for key in ("search", "options"):
-            if host[key]:
-                text += f"{key} {' '.join(host[key])}\n"
-        self._write_in_place(d / "resolv.conf", text)
-        return [[str(d / "resolv.conf"), "/etc/resolv.conf", False], [str(d / "hostname"), "/etc/hostname", False],
-                [str(d / "hosts"), "/etc/hosts", False]]
-
     # -- published ports -----------------------------------------------------------------------
     def _ports_open(self, cid: str, ports: list[dict]) -> list[dict]:
         """Bind every host port first (a port in use is refused before anything is made).
@@ -361,19 +300,6 @@ class Networking:
                     self._ports_open(rec.id, rec.data["HostConfig"]["labkitPorts"])
                 except LabkitError:
                     traceback.print_exc()
-
-
-def _host_resolv() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {"nameserver": [], "search": [], "options": []}
-    try:
-        with open("/etc/resolv.conf") as f:
-            for line in f:
-                parts = line.split()
-                if parts and parts[0] in out:
-                    out[parts[0]].extend(parts[1:])
-    except OSError:
-        pass
-    return out
 
 
 def holder() -> tuple[int, int, str]:

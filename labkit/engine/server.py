@@ -32,13 +32,14 @@ from .dns import Dns
 from .exec import Exec
 from .inventory import Inventory
 from .lifecycle import Lifecycle
+from .names import Names
 from .networking import Networking
 from .spare import SparePool
 from .state import Record
 from .update import Update
 
 
-class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Dns):
+class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
     """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
 
     def __init__(self, home: Path) -> None:
