@@ -265,3 +265,20 @@ def test_build_run_steps_get_the_network_names(mode, net):
             assert r.stdout.startswith(f"nameserver {net.gateway}\n") and f"Name:\t{peer}" in r.stdout
     finally:
         Store().remove(ref)
+
+
+def test_publish_all_uses_the_image_expose(net):
+    from labkit.images.store import Store
+
+    ref = "itest/net-expose:1"
+    labkit.build(dockerfile="FROM busybox\nEXPOSE 80 53/udp\n", tag=ref, quiet=True)
+    try:
+        ctr = labkit.run(ref, ["sleep", "300"], detach=True, network=net.name, publish_all=True)
+        ports = ctr.ports
+        assert sorted(ports) == ["53/udp", "80/tcp"]
+        assert all(int(b[0]["HostPort"]) > 0 for b in ports.values())
+        shown = cli("port", ctr.id).stdout.splitlines()
+        assert shown == [f"{k} -> 0.0.0.0:{ports[k][0]['HostPort']}" for k in sorted(ports)]
+        ctr.remove(force=True)
+    finally:
+        Store().remove(ref)
