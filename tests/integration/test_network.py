@@ -282,3 +282,13 @@ def test_publish_all_uses_the_image_expose(net):
         ctr.remove(force=True)
     finally:
         Store().remove(ref)
+
+
+def test_network_figure_shows_bridge_veths_and_names(net):
+    a = busybox("sleep 300", detach=True, network=net.name, network_aliases=["cache"])
+    b = busybox("sleep 300", detach=True, network=net.name)
+    fig = net.figure()
+    texts = "\n".join(t.get_text() for t in fig.axes[0].texts)
+    for want in (net.bridge, net.subnet, net.gateway, a.name, "cache", a.ip, b.name, b.ip,
+                 a.inspect()["NetworkSettings"]["Networks"][net.name]["labkitHostInterface"]):
+        assert want in texts
