@@ -114,7 +114,10 @@ class Networking:
                       int(net["Options"]["com.docker.network.driver.mtu"]))
         self._net_rules(net)
         if net["Name"] != DEFAULT:
-            self._dns_start(net)
+            try:
+                self._dns_start(net)
+            except OSError:  # port 53 of the gateway taken: names still work through /etc/hosts
+                traceback.print_exc()
 
     def _net_rules(self, net: dict) -> None:
         ports = []
