@@ -61,6 +61,9 @@ def main() -> int:
     start: dict[str, list[float]] = {}
     tput: dict[str, float] = {}
     use_podman = "podman" not in skip and have("podman")
+    from labkit.kernel.net import bridge
+
+    cni_before = bridge.exists("cni-podman0")  # podman's CNI bridge stays after `system reset`
     ulimits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
     try:
         print(f"# bench_network {machine()}")
@@ -114,6 +117,8 @@ def main() -> int:
         if use_podman:
             run_quiet(podman_base(s) + ["rm", "-af"], check=False)
             run_quiet(podman_base(s) + ["system", "reset", "--force"], check=False)
+            if not cni_before and bridge.exists("cni-podman0"):
+                run_quiet(["ip", "link", "del", "cni-podman0"], check=False)
         problems = s.close()
 
     print()
