@@ -35,10 +35,10 @@ KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd
 #   (the registry's TLS and token tests), zstd (zstd layers), util-linux + mount + bsdutils
 #   (unshare, nsenter, setpriv, mount, script: part of every Debian, listed to be sure),
 #   libatomic1: the node binary inside the playwright wheel (tests/e2e) needs it;
-#   e2fsprogs (mke2fs -d: the root disk of labkit.vm).
+#   e2fsprogs (mke2fs -d: the root disk of labkit.vm); nftables (nft: bridge networks' NAT).
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) e2fsprogs \
         docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 \
-        debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils
+        debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils nftables
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache

@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "api", "Container": "api", "Result": "api", "containers": "api", "get": "api",
     "prune": "api", "engine_stop": "api",
+    "network": "networking", "networks": "networking", "Network": "networking", "get_network": "networking",
+    "prune_networks": "networking",
     "LabkitError": "errors", "NotFound": "errors", "Conflict": "errors",
     "Monitor": "monitor", "live": "live",
     "build": "images.build",

@@ -18,6 +18,7 @@ from .engine import client, protocol
 from .spec import client_env as _client_env, command_argv as _argv  # noqa: F401 - re-exported
 from .spec import parse_devices  # noqa: F401
 from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volumes  # noqa: F401
+from .spec import parse_add_hosts, parse_ports
 from .errors import LabkitError
 from .i18n import _
 
@@ -224,18 +225,23 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         stdin: bytes | str | None = None, timeout: float | None = None, network: str = "none",
         stdout: Any = None, stderr: Any = None, home: Path | None = None,
         devices: Any = None, cap_add: Iterable[str] | None = None,
-        cap_drop: Iterable[str] | None = None, read_only: bool = False) -> "Result | Container":
+        cap_drop: Iterable[str] | None = None, read_only: bool = False, ports: Any = None,
+        publish_all: bool = False, ip: str | None = None, network_aliases: Iterable[str] | None = None,
+        add_hosts: Any = None, dns: Iterable[str] | None = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
     exit code and the output; the container is removed afterwards unless
     ``remove=False``. With ``detach=True`` it returns a running
     :class:`Container` at once (kept after exit unless ``remove=True``).
-    ``network`` is ``"none"`` (its own network namespace with only ``lo``)
-    or ``"host"``. ``stdout``/``stderr`` (streams or fds) show the output
-    live instead of capturing it. ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as
-    ``--device``; ``cap_add``/``cap_drop``: capability names, as ``--cap-add``/
-    ``--cap-drop``; ``read_only``: as ``--read-only``.
+    ``network`` is ``"none"`` (its own network namespace with only ``lo``),
+    ``"host"``, ``"bridge"`` or a network made with :func:`labkit.network`;
+    ``ports`` (``["8080:80"]`` or ``{"80/tcp": 8080}``), ``publish_all``, ``ip``,
+    ``network_aliases``, ``add_hosts`` (``["db:10.0.0.5"]``) and ``dns`` as
+    ``docker run``'s ``-p``, ``-P``, ``--ip``, ``--network-alias``, ``--add-host``, ``--dns``.
+    ``stdout``/``stderr`` (streams or fds) show the output live instead of capturing it.
+    ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as ``--device``; ``cap_add``/``cap_drop``:
+    capability names, as ``--cap-add``/``--cap-drop``; ``read_only``: as ``--read-only``.
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -247,7 +253,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
         "detach": detach, "remove": (not detach) if remove is None else remove,
         "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
-        "read_only": read_only,
+        "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
+        "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
     }
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)
@@ -294,6 +301,17 @@ class Container:
     @property
     def pid(self) -> int:
         return self.inspect()["State"]["Pid"]
+
+    @property
+    def ip(self) -> str | None:
+        """Its address on its first network (``NetworkSettings``), None without one."""
+        nets = (self.inspect().get("NetworkSettings") or {}).get("Networks") or {}
+        return next((ep["IPAddress"] for ep in nets.values() if ep.get("IPAddress")), None)
+
+    @property
+    def ports(self) -> dict:
+        """Docker's ``NetworkSettings.Ports``: ``{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}``."""
+        return (self.inspect().get("NetworkSettings") or {}).get("Ports") or {}
 
     @property
     def exit_code(self) -> int | None:

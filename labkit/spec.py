@@ -115,3 +115,68 @@ def parse_limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memo
     else:
         limits["pids_limit"] = None
     return limits
+
+
+def parse_port(spec: str | int) -> dict:
+    """``-p [IP:][HOST:]CONTAINER[/tcp|udp]`` as Docker reads it; host port 0 = one the kernel picks."""
+    text = str(spec)
+    body, _sep, proto = text.partition("/")
+    proto = proto or "tcp"
+    parts = body.split(":")
+    if len(parts) == 1:
+        host_ip, host, ctr = "", "", parts[0]
+    elif len(parts) == 2:
+        host_ip, (host, ctr) = "", parts
+    elif len(parts) == 3:
+        host_ip, host, ctr = parts
+    else:
+        host_ip = host = ctr = ""
+
+    def number(value: str, allow_empty: bool) -> int | None:
+        if value == "" and allow_empty:
+            return 0
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            return None
+        return int(value)
+
+    port, host_port = number(ctr, False), number(host, True)
+    if proto not in ("tcp", "udp") or port is None or host_port is None:
+        raise LabkitError(_("invalid port specification: %(spec)s (use [IP:]HOST:CONTAINER[/tcp|udp], "
+                            "ports from 1 to 65535)") % {"spec": text})
+    if host_ip:
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(host_ip)
+        except ValueError:
+            raise LabkitError(_("invalid port specification: %(spec)s (use [IP:]HOST:CONTAINER[/tcp|udp], "
+                                "ports from 1 to 65535)") % {"spec": text}) from None
+    return {"proto": proto, "host_ip": host_ip, "host_port": host_port, "port": port}
+
+
+def parse_ports(ports: Any) -> list[dict]:
+    """``ports``: a list of ``-p`` strings, or a dict ``{"80/tcp": 8080}`` (docker-py's shape)."""
+    if not ports:
+        return []
+    if isinstance(ports, dict):
+        ports = [f"{host}:{ctr}" if host else str(ctr) for ctr, host in ports.items()]
+    return [parse_port(p) for p in ports]
+
+
+def parse_add_hosts(entries: Iterable[str] | dict | None) -> list[str]:
+    """``--add-host NAME:IP`` entries, checked."""
+    if isinstance(entries, dict):
+        entries = [f"{k}:{v}" for k, v in entries.items()]
+    out = []
+    for entry in entries or ():
+        name, sep, addr = str(entry).partition(":")
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(addr)
+        except ValueError:
+            addr = ""
+        if not sep or not name or not addr:
+            raise LabkitError(_("invalid --add-host: %(spec)s (use NAME:IP)") % {"spec": entry})
+        out.append(f"{name}:{addr}")
+    return out

@@ -182,7 +182,7 @@ def _need_a_terminal(args) -> None:
 
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
-    from ..spec import parse_devices
+    from ..spec import parse_add_hosts, parse_devices, parse_ports
 
     _need_a_terminal(args)
 
@@ -196,7 +196,9 @@ def cmd_run(args) -> int:
                           args.memory_swap, pids),
         "detach": args.detach, "remove": args.rm, "interactive": args.interactive, "tty": args.tty,
         "network": args.network, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
-        "read_only": args.read_only,
+        "read_only": args.read_only, "ports": parse_ports(args.publish), "publish_all": args.publish_all,
+        "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
+        "dns": args.dns,
     }
     if args.detach:
         from ..engine import client
@@ -275,9 +277,17 @@ def cmd_ps(args) -> int:
         if not args.no_trunc and len(command) > 22:
             command = command[:21] + "…"
         rows.append([d["Id"] if args.no_trunc else d["Id"][:12], d["ImageRef"], f'"{command}"',
-                     _("%(time)s ago") % {"time": _ago(d["Created"])}, status_text(d["State"]), d["Name"]])
-    print(table(rows, [_("CONTAINER ID"), _("IMAGE"), _("COMMAND"), _("CREATED"), _("STATUS"), _("NAMES")]))
+                     _("%(time)s ago") % {"time": _ago(d["Created"])}, status_text(d["State"]),
+                     _ports_text(d), d["Name"]])
+    print(table(rows, [_("CONTAINER ID"), _("IMAGE"), _("COMMAND"), _("CREATED"), _("STATUS"), _("PORTS"),
+                       _("NAMES")]))
     return 0
+
+
+def _ports_text(doc: dict) -> str:
+    """``0.0.0.0:8080->80/tcp``, as ``docker ps`` shows published ports."""
+    ports = (doc.get("NetworkSettings") or {}).get("Ports") or {}
+    return ", ".join(f"{b['HostIp']}:{b['HostPort']}->{key}" for key, binds in sorted(ports.items()) for b in binds)
 
 
 def cmd_logs(args) -> int:

@@ -45,6 +45,7 @@ class Inventory:
                 self._finish(rec, None, _("the engine stopped; the exit status was lost"))
         # cgroups of this home that no container owns: a killed engine's spare, a half-made start
         self._remove_parent_cgroups(self._inventory_ids())
+        self.recover_networks()
 
     def op_prune(self, msg, fds, conn):
         removed = []

@@ -40,6 +40,10 @@ class Lifecycle:
                   ExitCode=255 if code is None else code, OOMKilled=bool(oom))
         if error:
             st["Error"] = error
+        try:
+            self._net_release(rec)  # its address, veth, rules and names go now, as Docker's
+        except Exception:  # noqa: BLE001 - cleanup goes on
+            traceback.print_exc()
         if rec.data["HostConfig"].get("AutoRemove"):
             self._delete(rec)  # before replying: `run --rm` / `rm -f` return once it is gone
         else:
@@ -95,8 +99,11 @@ class Lifecycle:
         if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
             raise LabkitError("run: expected 3 file descriptors")
         network = cfg.get("network") or "none"
+        net = None
         if network not in ("none", "host"):  # checked before anything is made: nothing left behind
-            raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
+            net = self._net_find(network)
+            if net["Name"] == "bridge" and (cfg.get("ip") or cfg.get("aliases")):
+                raise LabkitError(_("--ip and --network-alias need a user-defined network (labkit network create)"))
         cfg["devices"] = host_devices(cfg.get("devices") or [])
         cfg["caps"] = container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
         image = self.store.resolve(cfg["image"])
@@ -109,20 +116,33 @@ class Lifecycle:
             raise LabkitError(_("no command specified"))
         env = dict(e.split("=", 1) for e in icfg.get("Env") or [] if "=" in e)
         env.setdefault("PATH", DEFAULT_PATH)
+        ports = list(cfg.get("ports") or []) if net is not None else []
+        if cfg.get("publish_all") and net is not None:
+            published = {(p["port"], p["proto"]) for p in ports}
+            for key in sorted(icfg.get("ExposedPorts") or {}):
+                port, _sep, proto = key.partition("/")
+                if (int(port), proto or "tcp") not in published:
+                    ports.append({"proto": proto or "tcp", "host_ip": "", "host_port": 0, "port": int(port)})
+        cfg["ports"] = ports
+        ports_owner = secrets.token_hex(8)
+        self._ports_open(ports_owner, ports)  # a port taken on the host: refused, nothing made
         spare = self._take_spare(cfg, lowers)
         try:
-            reply = self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare)
+            reply = self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare,
+                              net, ports_owner)
             if lowers and not cfg.get("volumes") and network == "none":
                 self.next_lowers = lowers  # it started: the next spare builds the root of this image
             return reply
         except BaseException:
+            self._ports_close(ports_owner)
             if spare is not None and not spare.used:
                 self._discard_spare(spare)
             raise
         finally:
             self.later(0 if cfg.get("detach") else 0.05, self._ensure_spare)
 
-    def _run(self, cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare):
+    def _run(self, cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare, net=None,
+             ports_owner=None):
         if spare is not None:
             try:
                 spare.wait_ready()  # in its cgroup, which exists from then on, and its root if any
@@ -158,7 +178,12 @@ class Lifecycle:
             "Config": {"Hostname": hostname, "Env": [f"{k}={v}" for k, v in env.items()],
                        "Cmd": argv, "WorkingDir": workdir, "User": user, "Tty": bool(cfg.get("tty")),
                        "OpenStdin": bool(cfg.get("interactive")), "Image": cfg["image"]},
-            "HostConfig": {"AutoRemove": bool(cfg.get("remove")), "NetworkMode": cfg.get("network") or "none",
+            "HostConfig": {"AutoRemove": bool(cfg.get("remove")),
+                           "NetworkMode": net["Name"] if net else network,
+                           "PortBindings": _port_bindings(cfg.get("ports") or []),
+                           "labkitPorts": cfg.get("ports") or [],
+                           "ExtraHosts": list(cfg.get("add_hosts") or []) or None,
+                           "Dns": list(cfg.get("dns") or []),
                            "Binds": [
                 f"{s}:{t}{':ro' if ro else ''}" for s, t, ro in cfg.get("volumes", ())],
                 "Limits": limits.as_dict(),
@@ -169,6 +194,8 @@ class Lifecycle:
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
+            "NetworkSettings": {"Networks": {}, "Ports": _port_bindings(cfg.get("ports") or [], True),
+                                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""},
             "Cgroup": f"labkit/{cid}",
             "LogPath": str(cdir / "container.log") if detach else None,
         })
@@ -183,6 +210,22 @@ class Lifecycle:
                 cgroup = self.cgroups.create(rec.cgroup_name, limits, devices=device_rules(cfg["devices"]))
         except BaseException:
             self._delete(rec)
+            raise
+        names, holder = [], None
+        try:
+            if net is not None:
+                from .networking import holder as make_holder
+
+                holder = make_holder()
+                self._attach(rec, net, holder[2], "eth0", cfg.get("ip"), list(cfg.get("aliases") or []))
+            if network != "none":
+                names = self._name_files(rec, cfg, net)
+        except BaseException:
+            if holder is not None:
+                from .networking import release_holder
+
+                release_holder(holder[0], holder[1])
+            self._fail_start(rec, cgroup, 0)
             raise
         opened = []
         console = None
@@ -202,7 +245,8 @@ class Lifecycle:
             "share": ["net"] if network == "host" else [],
             "rootfs": {"lowerdirs": lowers, "upperdir": str(cdir / "upper"),
                        "workdir": str(cdir / "work"), "rootfs": str(cdir / "rootfs"),
-                       "volumes": cfg.get("volumes", []), "devices": cfg["devices"]},
+                       "volumes": [*cfg.get("volumes", []), *names], "devices": cfg["devices"]},
+            "netns": holder[2] if holder else None,
             "hostname": hostname,
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
@@ -226,6 +270,10 @@ class Lifecycle:
         finally:
             for fd in opened:
                 os.close(fd)
+            if holder is not None:  # PID 1 is in the namespace (or failed): the holder can go
+                from .networking import release_holder
+
+                release_holder(holder[0], holder[1])
         if error is not None:
             self._fail_start(rec, cgroup, pid)
             raise LabkitError(self._translate_start_error(error), exit_code=error.get("code", 125))
@@ -233,6 +281,11 @@ class Lifecycle:
                          StartTime=process_start_time(pid))
         rec.save()
         self.by_pid[pid] = ("init", cid)
+        if ports_owner:
+            self.port_socks[cid] = self.port_socks.pop(ports_owner, [])
+        if net is not None:
+            self._net_rules(net)
+            self._names_changed(net)
         if detach:
             return {"ok": True, "id": cid, "name": name}
         self.attached[conn] = cid
@@ -283,6 +336,10 @@ class Lifecycle:
             except ChildProcessError:
                 pass
             self.by_pid.pop(pid, None)
+        try:
+            self._net_release(rec)
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
         try:
             cgroup.kill()
             cgroup.remove()
@@ -395,3 +452,10 @@ def container_caps(add: list[str], drop: list[str]) -> list[str]:
         raise LabkitError(_("the engine itself does not have the capability %(name)s, so it cannot "
                             "give it to a container") % {"name": next(c for c in lacking if c in named)})
     return [c for c in caps if c not in lacking]
+def _port_bindings(ports: list[dict], view: bool = False) -> dict:
+    """Docker's ``PortBindings`` (HostConfig) / ``Ports`` (NetworkSettings) from labkit's list."""
+    out: dict = {}
+    for p in ports:
+        out.setdefault(f"{p['port']}/{p['proto']}", []).append(
+            {"HostIp": p.get("host_ip") or ("0.0.0.0" if view else ""), "HostPort": str(p.get("host_port") or "")})
+    return out

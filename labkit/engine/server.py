@@ -28,15 +28,18 @@ from .. import i18n, paths
 from ..errors import LabkitError, NotFound
 from ..i18n import _
 from . import protocol, spawn
+from .dns import Dns
 from .exec import Exec
 from .inventory import Inventory
 from .lifecycle import Lifecycle
+from .names import Names
+from .networking import Networking
 from .spare import SparePool
 from .state import Record
 from .update import Update
 
 
-class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
+class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
     """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
 
     def __init__(self, home: Path) -> None:
@@ -56,6 +59,8 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
         self.spare: spawn.Spare | None = None  # the next container's PID 1, made ahead
         self.next_lowers: list[str] | None = None  # the last image run: its spare builds the root
         self.dropping: list[spawn.Spare] = []  # spares of another image, removed after the reply
+        self.dns_socks: dict[str, socket.socket] = {}  # network id -> its DNS server's socket
+        self.port_socks: dict[str, list[socket.socket]] = {}  # container id -> published host ports
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -119,6 +124,10 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
                         self.on_conn(key.fileobj)
                     elif kind == "pidfd":
                         self.on_orphan_exit(key.fd, data)
+                    elif kind == "dns":
+                        self.on_dns(key.fileobj, data)
+                    elif kind == "dnsup":
+                        self.on_dns_upstream(key.fileobj, data)
                 except Exception:  # noqa: BLE001 - the engine must survive a bad request
                     traceback.print_exc()
             while self.timers and self.timers[0][0] <= time.monotonic():
@@ -259,4 +268,8 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory):
         for fd, cid in list(self.pidfds.items()):
             if cid in self.records and self.records[cid].running:
                 self._finish(self.records[cid], None, _("the engine was stopped"))
+        # Bridges, rules and DNS exist while an engine runs; the next one makes them again
+        # from the state (a home under /tmp removed after its engine leaves nothing on the host).
+        for net in self._networks().values():
+            self._net_down(net)
         self._remove_parent_cgroups()

@@ -109,11 +109,13 @@ def start(spec: dict, cgroup) -> tuple[int, dict | None]:
     that this cgroup becomes its root. ``LABKIT_SPAWN=fork`` selects the
     portable fork → unshare → fork path instead.
     """
-    names = [n for n in namespaces.CONTAINER_NAMESPACES if n not in spec.get("share", ())]
+    skip = (*spec.get("share", ()), *(("net",) if spec.get("netns") else ()))
+    names = [n for n in namespaces.CONTAINER_NAMESPACES if n not in skip]
     flags = namespaces.flags_for(names)
     if os.environ.get("LABKIT_SPAWN") == "fork":
         def prepare() -> None:
             cgroup.attach(os.getpid())  # before unshare(CLONE_NEWCGROUP): that cgroup becomes its root
+            join_netns(spec)
             namespaces.unshare(flags)
 
         return _launch(prepare, lambda errfd: child_b_new(spec, errfd))
@@ -140,6 +142,7 @@ def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, 
 
             check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
             cgroup.attach(0)  # "0" = the writer itself; its pid here would be 1
+            join_netns(spec)
             if cgroup_ns:
                 namespaces.unshare(cgroup_ns)
             child_b_new(spec, err_w)
@@ -148,6 +151,16 @@ def _clone_launch(flags: int, cgroup_ns: int, spec: dict, cgroup) -> tuple[int, 
         os._exit(125)
     os.close(err_w)
     return pid, _read_report(err_r)
+
+
+def join_netns(spec: dict) -> None:
+    """Enter the network namespace the engine prepared (a bridge network's veth is already there)."""
+    if spec.get("netns"):
+        fd = os.open(spec["netns"], os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            namespaces.setns(fd, namespaces.CLONE_NEWNET)
+        finally:
+            os.close(fd)
 
 
 class Spare:

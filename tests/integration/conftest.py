@@ -3,9 +3,12 @@
 The autouse fixture ``no_leftovers`` compares, before and after every test,
 the host's mount table, every cgroup directory named ``*labkit*``, the
 processes that descend from the engine, the state directories under
-``$LABKIT_HOME/containers``, and what a VM (``labkit.vm``) may leave: a QEMU
+``$LABKIT_HOME/containers``, what a VM (``labkit.vm``) may leave: a QEMU
 started by this test session (a descendant of it, or booting a disk or an
-initramfs of its own), a temporary initramfs or half-made root disk.
+initramfs of its own), a temporary initramfs or half-made root disk; and the
+network plumbing: labkit's links (bridges ``lkbr-*``, veths ``lkv*``), the chains of
+nftables' ``inet labkit`` table and the address leases. This home's default ``bridge``
+network, made on first use and kept like Docker's, is not a leftover.
 A test that creates a container must remove it.
 """
 from __future__ import annotations
@@ -132,12 +135,46 @@ def _vm_temp_files() -> set[str]:
 
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "labkit-vm-*.cpio"))
                + glob.glob(str(paths.home() / "vm" / "disks" / ".*")))
+def _default_network() -> tuple[str, str]:
+    """(bridge name, chain prefix) of this home's ``bridge`` network, if it was made."""
+    import json
+
+    from labkit import paths
+
+    for doc in (paths.home() / "networks").glob("*/network.json"):
+        net = json.loads(doc.read_text())
+        if net["Name"] == "bridge":
+            return net["Options"]["com.docker.network.bridge.name"], net["Id"][:12] + "-"
+    return "", "-"
+
+
+def _links() -> set[str]:
+    import subprocess
+
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    names = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+    return {n for n in names if n.startswith(("lkbr-", "lkv", "lkp"))} - {_default_network()[0]}
+
+
+def _nft_chains() -> set[str]:
+    from labkit.kernel.net import nat
+
+    prefix = _default_network()[1]
+    return {c["chain"]["name"] for c in nat.ruleset().get("nftables", [])
+            if "chain" in c and not c["chain"]["name"].startswith(prefix)}
+
+
+def _leases() -> set[str]:
+    from labkit import paths
+
+    return {str(p.relative_to(paths.home())) for p in (paths.home() / "networks").glob("*/leases/*")}
 
 
 def snapshot() -> dict:
     spare = _spare()
     return {"mounts": _mounts(), "cgroups": _cgroups(spare), "processes": _engine_descendants(spare),
-            "state dirs": _state_dirs(spare), "qemu": _qemus(), "vm files": _vm_temp_files()}
+            "state dirs": _state_dirs(spare), "qemu": _qemus(), "vm files": _vm_temp_files(),
+            "links": _links(), "nft chains": _nft_chains(), "leases": _leases()}
 
 
 def leftovers(before: dict, after: dict) -> dict:

@@ -41,7 +41,7 @@ DEFERRED = [
     ["--r", "busybox"],                # an abbreviation: argparse decides
     ["--bogus", "busybox"],
     ["-x", "busybox"],
-    ["--network", "bridge", "busybox"],  # not a choice
+    ["-p", "busybox"],  # -p needs a value: argparse says so
     ["--pids-limit", "many", "busybox"],  # not a number
     ["-c", "1.5", "busybox"],
     ["--memory-swap", "-1", "busybox"],  # a value that looks like a flag

@@ -9,6 +9,8 @@ stage as the image. The helpers the handlers share (``config_step``,
 """
 from __future__ import annotations
 
+import re
+
 import contextlib
 import copy
 import os
@@ -57,9 +59,10 @@ class Builder:
         self.tag = tag
         self.build_args = dict(build_args or {})
         self.no_cache = no_cache
-        if network not in ("none", "host", "default"):
-            raise LabkitError(_("invalid network for build: %(net)s (use none or host)") % {"net": network})
-        self.network = network
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}", network or ""):
+            raise LabkitError(_("invalid network for build: %(net)s (use none, host, bridge or a network "
+                                "made with labkit network create)") % {"net": network})
+        self.network = "none" if network == "default" else network  # RUN's network, checked by the engine
         self.target = target
         self.progress = progress or Progress()
         self.store = store or Store()

@@ -1,0 +1,148 @@
+"""Bridge networks: start-to-exit on a bridge, and TCP throughput, labkit beside podman (one run).
+
+- start: ``labkit run --rm --network bridge busybox /bin/true`` (and ``--network none``
+  for reference) against ``podman run --rm --network podman --runtime runc`` (CNI bridge).
+- throughput: a container sends ``dd if=/dev/zero`` through busybox ``nc`` to another
+  container on the same bridge (labkit user network vs podman's bridge, by IP), and the
+  host's loopback as the ceiling. Timed inside the sender (``/proc/uptime``, 10 ms).
+
+Traffic stays between this machine's containers and its loopback.
+
+    .venv/bin/python bench/bench_network.py [--runs 20] [--mb 512] [--skip podman]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from common import LABKIT_CLI, Scratch, have, machine, median_ms, run_quiet, spread, time_command
+
+SEND = ("a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=65536 count={blocks} 2>/dev/null | nc {dst} 5001;"
+        " b=$(cut -d' ' -f1 /proc/uptime); echo $a $b")
+# busybox's small nc leaves when its own stdin ends: a pipe from sleep keeps it reading the socket.
+SERVE = "sleep 3600 | nc -l -p 5001 > /dev/null"
+LISTENING = ["grep", "-q", ":1389 00000000:0000 0A", "/proc/net/tcp"]  # port 5001, state LISTEN
+
+
+def mb_per_s(out: str, mb: int) -> float:
+    a, b = map(float, out.split()[-2:])
+    return mb / max(b - a, 0.01)
+
+
+def wait_port(argv_probe: list[str]) -> None:
+    for _ in range(100):
+        if subprocess.run(argv_probe, capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+
+
+def podman_base(s: Scratch) -> list[str]:
+    return ["podman", "--root", str(s.path("podman", "root")), "--runroot", str(s.path("podman", "runroot")),
+            "--tmpdir", str(s.path("podman", "tmp")), "--storage-driver", "overlay",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--runtime", "runc"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--mb", type=int, default=512)
+    ap.add_argument("--skip", default="")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench_network: needs root", file=sys.stderr)
+        return 2
+    skip = set(filter(None, a.skip.split(",")))
+    s = Scratch("lkbench-net")
+    lk = str(LABKIT_CLI)
+    blocks = a.mb * 16
+    start: dict[str, list[float]] = {}
+    tput: dict[str, float] = {}
+    use_podman = "podman" not in skip and have("podman")
+    from labkit.kernel.net import bridge
+
+    cni_before = bridge.exists("cni-podman0")  # podman's CNI bridge stays after `system reset`
+    ulimits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+    try:
+        print(f"# bench_network {machine()}")
+        run_quiet([lk, "run", "--rm", "busybox", "true"])  # engine up, image built
+        run_quiet([lk, "run", "--rm", "--network", "bridge", "busybox", "true"])  # bridge made
+        subjects = [("labkit run --network none", [lk, "run", "--rm", "--network", "none", "busybox", "/bin/true"]),
+                    ("labkit run --network bridge", [lk, "run", "--rm", "--network", "bridge", "busybox",
+                                                     "/bin/true"])]
+        if use_podman:
+            base = podman_base(s)
+            pulled = run_quiet(base + ["pull", "-q", f"oci:{s.home / 'images'}:localhost/busybox:latest"])
+            image = pulled.stdout.strip().splitlines()[-1]
+            subjects.append(("podman run --network podman (runc)",
+                             base + ["run", "--rm", *ulimits, "--cgroup-parent", f"/{s.tag}-podman", image,
+                                     "/bin/true"]))
+        for key, argv in subjects:
+            t, _cpu = time_command(argv, 2, 0)
+        for r in range(4):  # interleaved rounds: the machine's noise falls on every subject
+            for key, argv in subjects[r % len(subjects):] + subjects[:r % len(subjects)]:
+                t, _cpu = time_command(argv, max(1, a.runs // 4), 0)
+                start.setdefault(key, []).extend(t)
+
+        # throughput
+        run_quiet([lk, "network", "create", "lkbench"])
+        run_quiet([lk, "run", "-d", "--name", "lkb-srv", "--network", "lkbench", "busybox", "sh", "-c", SERVE])
+        wait_port([lk, "exec", "lkb-srv", *LISTENING])
+        out = run_quiet([lk, "run", "--rm", "--network", "lkbench", "busybox", "sh", "-c",
+                         SEND.format(blocks=blocks, dst="lkb-srv")]).stdout
+        tput["labkit container -> container"] = mb_per_s(out, a.mb)
+        if use_podman:
+            run_quiet(base + ["run", "-d", "--name", "pb-srv", *ulimits, "--cgroup-parent", f"/{s.tag}-podman",
+                              image, "sh", "-c", SERVE])
+            ip = run_quiet(base + ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pb-srv"]).stdout.strip()
+            wait_port(base + ["exec", "pb-srv", *LISTENING])
+            out = run_quiet(base + ["run", "--rm", *ulimits, "--cgroup-parent", f"/{s.tag}-podman", image, "sh",
+                                    "-c", SEND.format(blocks=blocks, dst=ip)]).stdout
+            tput["podman container -> container"] = mb_per_s(out, a.mb)
+        if have("busybox"):
+            srv = subprocess.Popen(["busybox", "sh", "-c", SERVE.replace("5001", "5002")], start_new_session=True)
+            try:
+                wait_port(["grep", "-q", ":138A 00000000:0000 0A", "/proc/net/tcp"])
+                out = run_quiet(["busybox", "sh", "-c", SEND.format(blocks=blocks, dst="127.0.0.1").replace(
+                    "5001", "5002")]).stdout
+                tput["host loopback"] = mb_per_s(out, a.mb)
+            finally:
+                os.killpg(srv.pid, 15)  # its own session: the shell and its nc
+                srv.wait()
+    finally:
+        run_quiet([lk, "rm", "-f", "lkb-srv"], check=False)
+        run_quiet([lk, "network", "rm", "lkbench"], check=False)
+        if use_podman:
+            run_quiet(podman_base(s) + ["rm", "-af"], check=False)
+            run_quiet(podman_base(s) + ["system", "reset", "--force"], check=False)
+            if not cni_before and bridge.exists("cni-podman0"):
+                run_quiet(["ip", "link", "del", "cni-podman0"], check=False)
+        problems = s.close()
+
+    print()
+    w = max(len(k) for k in start)
+    print(f"{'start-to-exit':<{w}}  {'runs':>4}  {'median ms':>9}  {'min–max ms':>13}")
+    for k, t in start.items():
+        print(f"{k:<{w}}  {len(t):>4}  {median_ms(t):>9.1f}  {spread(t):>13}")
+    lb = next((median_ms(t) for k, t in start.items() if "bridge" in k), None)
+    pm = next((median_ms(t) for k, t in start.items() if k.startswith("podman")), None)
+    if lb and pm:
+        r = lb / pm
+        print(f"labkit bridge / podman bridge: {r:.2f}  (target <= 0.33: {'met' if r <= 0.33 else 'MISSED'})")
+    print()
+    for k, v in tput.items():
+        print(f"{k:<32} {v:>9.0f} MB/s  ({a.mb} MB)")
+    if "podman container -> container" in tput:
+        r = tput["labkit container -> container"] / tput["podman container -> container"]
+        print(f"labkit / podman throughput: {r:.2f}  (target >= 0.9: {'met' if r >= 0.9 else 'MISSED'})")
+    if problems:
+        print("\nLEFTOVERS:", *problems, sep="\n  ")
+        return 1
+    print("\ncleanup: no leftover containers, mounts or cgroups")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
