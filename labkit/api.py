@@ -6,14 +6,13 @@ pipes the container writes into.
 """
 from __future__ import annotations
 
-import os
-import selectors
 import signal as _signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .attach import attached
 from .engine import client, protocol
 from .spec import client_env as _client_env, command_argv as _argv  # noqa: F401 - re-exported
 from .spec import parse_devices  # noqa: F401
@@ -85,137 +84,6 @@ class Result:
         p.text(_("[exit code %(code)d]") % {"code": self.exit_code})
 
 
-def _collect(sock, stdin: bytes | None, readers: dict, stdin_w: int | None,
-             timeout: float | None, echo: dict) -> tuple[dict, dict, dict]:
-    """Read the start reply, the output pipes and the exit reply, feeding stdin meanwhile.
-
-    ``readers`` maps a name ("out", "err") to a pipe's read end; ``echo`` maps
-    a name to a text stream that gets each chunk as it arrives (live output).
-    """
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ, "sock")
-    for what, fd in readers.items():
-        sel.register(fd, selectors.EVENT_READ, what)
-    pending = memoryview(stdin or b"")
-    if stdin_w is not None:
-        os.set_blocking(stdin_w, False)
-        sel.register(stdin_w, selectors.EVENT_WRITE, "in")
-    chunks: dict[str, list[bytes]] = {what: [] for what in readers}
-    replies: list[dict] = []
-    deadline = None if timeout is None else time.monotonic() + timeout
-    open_pipes = len(readers)
-    try:
-        while open_pipes or len(replies) < 2:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            events = sel.select(wait)
-            if not events and deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError
-            for key, _mask in events:
-                what = key.data
-                if what == "sock":
-                    try:
-                        reply, _fds = protocol.recv(sock)
-                    except ConnectionError:
-                        raise LabkitError(_("lost the connection to the labkit engine")) from None
-                    client.check(reply)
-                    replies.append(reply)
-                    if len(replies) == 2 or "exit_code" in reply:
-                        if len(replies) == 1:
-                            replies.insert(0, {})
-                        sel.unregister(sock)
-                elif what == "in":
-                    try:
-                        n = os.write(stdin_w, pending[:65536])
-                    except BrokenPipeError:
-                        n = len(pending)
-                    pending = pending[n:]
-                    if not pending:
-                        sel.unregister(stdin_w)
-                        os.close(stdin_w)
-                        stdin_w = None
-                else:
-                    data = os.read(key.fd, 65536)
-                    if data:
-                        chunks[what].append(data)
-                        if what in echo:
-                            echo[what].write(data.decode(errors="replace"))
-                    else:
-                        sel.unregister(key.fd)
-                        open_pipes -= 1
-    finally:
-        sel.close()
-        if stdin_w is not None:
-            os.close(stdin_w)
-    return replies[0], replies[1], {what: b"".join(c) for what, c in chunks.items()}
-
-
-def _fileno(stream: Any) -> int | None:
-    if isinstance(stream, int):
-        return stream
-    try:
-        stream.flush()
-        return stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None  # e.g. Jupyter's sys.stdout has no descriptor: copy chunks to it instead
-
-
-def _attached(message: dict, stdin: bytes | str | None, timeout: float | None,
-              home: Path | None, stdout: Any = None, stderr: Any = None) -> tuple[dict, dict, str, str]:
-    """Run an attached request; ``stdout``/``stderr`` streams get the output live.
-
-    A stream with a file descriptor (a terminal, a file) is handed to the
-    container itself; one without (a notebook's ``sys.stdout``) gets each
-    chunk written to it as it arrives. Without streams, output is captured.
-    """
-    if isinstance(stdin, str):
-        stdin = stdin.encode()
-    readers: dict[str, int] = {}
-    echo: dict[str, Any] = {}
-    send: list[int] = []
-    owned: list[int] = []
-    stdin_w = None
-    if stdin is None:
-        in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    else:
-        in_r, stdin_w = os.pipe2(os.O_CLOEXEC)
-    send.append(in_r)
-    owned.append(in_r)
-    for what, stream in (("out", stdout), ("err", stderr)):
-        fd = None if stream is None else _fileno(stream)
-        if fd is not None:
-            send.append(fd)
-            continue
-        r, w = os.pipe2(os.O_CLOEXEC)
-        readers[what] = r
-        send.append(w)
-        owned.append(w)
-        if stream is not None:
-            echo[what] = stream
-    try:
-        sock = client.connect(home)
-    except BaseException:
-        for fd in owned + list(readers.values()):
-            os.close(fd)
-        raise
-    try:
-        try:
-            protocol.send(sock, message, send)
-        finally:
-            for fd in owned:
-                os.close(fd)
-        try:
-            start, end, out = _collect(sock, stdin, readers, stdin_w, timeout, echo)
-        except TimeoutError:
-            raise LabkitError(_("timed out after %(s)s s; the container was killed") % {"s": timeout},
-                              exit_code=124) from None
-    finally:
-        sock.close()  # if we leave early, the engine kills the attached container
-        for fd in readers.values():
-            os.close(fd)
-    return (start, end, out.get("out", b"").decode(errors="replace"),
-            out.get("err", b"").decode(errors="replace"))
-
-
 def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None = None,
         env: dict | Iterable[str] | None = None, workdir: str | None = None,
         hostname: str | None = None, volumes: Any = None, user: str | None = None,
@@ -259,7 +127,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)
         return Container(reply["id"], home=home)
-    start, end, out, err = _attached({"op": "run", "config": config}, stdin, timeout, home, stdout, stderr)
+    start, end, out, err = attached({"op": "run", "config": config}, stdin, timeout, home, stdout, stderr)
     return Result(end["exit_code"], out, err, start.get("id", ""), start.get("name", ""),
                   bool(end.get("oom_killed")))
 
@@ -409,7 +277,7 @@ class Container:
             env = [f"{k}={v}" for k, v in env.items()]
         message = {"op": "exec", "ref": self.id, "cmd": _argv(cmd), "env": _client_env(env),
                    "workdir": workdir, "user": user}
-        _start, end, out, err = _attached(message, stdin, timeout, self.home)
+        _start, end, out, err = attached(message, stdin, timeout, self.home)
         return Result(end["exit_code"], out, err, self.id, self.attrs["Name"])
 
     def stats(self) -> dict:

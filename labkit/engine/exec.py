@@ -8,7 +8,7 @@ import socket
 from ..errors import Conflict, LabkitError
 from ..i18n import _
 from . import spawn
-from .lifecycle import container_caps
+from .privileges import container_caps
 
 
 class Exec:
