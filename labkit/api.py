@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from .engine import client, protocol
 from .spec import client_env as _client_env, command_argv as _argv  # noqa: F401 - re-exported
-from .spec import parse_devices  # noqa: F401
+from .spec import parse_devices, security_opts  # noqa: F401
 from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volumes  # noqa: F401
 from .errors import LabkitError
 from .i18n import _
@@ -224,7 +224,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         stdin: bytes | str | None = None, timeout: float | None = None, network: str = "none",
         stdout: Any = None, stderr: Any = None, home: Path | None = None,
         devices: Any = None, cap_add: Iterable[str] | None = None,
-        cap_drop: Iterable[str] | None = None, read_only: bool = False) -> "Result | Container":
+        cap_drop: Iterable[str] | None = None, read_only: bool = False,
+        security_opt: Iterable[str] | None = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -235,7 +236,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     or ``"host"``. ``stdout``/``stderr`` (streams or fds) show the output
     live instead of capturing it. ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as
     ``--device``; ``cap_add``/``cap_drop``: capability names, as ``--cap-add``/
-    ``--cap-drop``; ``read_only``: as ``--read-only``.
+    ``--cap-drop``; ``read_only``: as ``--read-only``; ``security_opt``: as
+    ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``).
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -247,7 +249,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
         "detach": detach, "remove": (not detach) if remove is None else remove,
         "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
-        "read_only": read_only,
+        "read_only": read_only, "security_opt": security_opts(security_opt or []),
     }
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)

@@ -115,3 +115,17 @@ def parse_limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memo
     else:
         limits["pids_limit"] = None
     return limits
+
+
+def security_opts(opts: Any) -> list[str]:
+    """``--security-opt`` values as the engine takes them: a profile file's path made absolute
+    here, since the engine reads it from its own working directory."""
+    if isinstance(opts, str):
+        opts = [opts]
+    out = []
+    for opt in opts:
+        key, sep, value = opt.partition("=") if "=" in opt else opt.partition(":")
+        if key == "seccomp" and sep and value and value != "unconfined":
+            opt = f"seccomp={os.path.abspath(value)}"
+        out.append(opt)
+    return out

@@ -173,7 +173,7 @@ def _attach_tty(message: dict, args) -> int:
 
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
-    from ..spec import parse_devices
+    from ..spec import parse_devices, security_opts as _security_opts
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
@@ -185,7 +185,7 @@ def cmd_run(args) -> int:
                           args.memory_swap, pids),
         "detach": args.detach, "remove": args.rm, "interactive": args.interactive, "tty": args.tty,
         "network": args.network, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
-        "read_only": args.read_only,
+        "read_only": args.read_only, "security_opt": _security_opts(args.security_opt),
     }
     if args.detach:
         from ..engine import client

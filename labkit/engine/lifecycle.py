@@ -95,6 +95,8 @@ class Lifecycle:
             raise LabkitError(_("unknown network: %(net)s (use none or host)") % {"net": network})
         cfg["devices"] = host_devices(cfg.get("devices") or [])
         cfg["caps"] = container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
+        cfg["security_opt"], cfg["seccomp_bpf"] = security_options(cfg.get("security_opt") or [],
+                                                                   cfg["caps"])
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -161,13 +163,15 @@ class Lifecycle:
                 "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["path"],
                              "CgroupPermissions": d["access"]} for d in cfg["devices"]],
                 "CapAdd": list(cfg.get("cap_add") or []), "CapDrop": list(cfg.get("cap_drop") or []),
-                "ReadonlyRootfs": bool(cfg.get("read_only"))},
+                "ReadonlyRootfs": bool(cfg.get("read_only")),
+                "SecurityOpt": cfg["security_opt"]},
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
             "Cgroup": f"labkit/{cid}",
             "LogPath": str(cdir / "container.log") if detach else None,
         })
+        (cdir / "seccomp.bpf").write_text(cfg["seccomp_bpf"])  # exec loads the same filter
         rec.save()
         self.records[cid] = rec
         try:
@@ -203,7 +207,8 @@ class Lifecycle:
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
                         "console": console[1].fileno() if console else None,
-                        "winsize": cfg.get("winsize"), "caps": cfg["caps"]},
+                        "winsize": cfg.get("winsize"), "caps": cfg["caps"],
+                        "seccomp": cfg["seccomp_bpf"]},
             "readonly": bool(cfg.get("read_only")),
         }
         try:
@@ -368,6 +373,47 @@ def device_rules(devices: list[dict]) -> list:
     from ..kernel.cgroups.devices import Rule
 
     return [Rule(d["type"], d["major"], d["minor"], d["access"]) for d in devices]
+
+
+def security_options(opts: list[str], caps: list[str]) -> tuple[list[str], str]:
+    """``--security-opt`` values → (what inspect shows, the seccomp filter as hex; "" = none).
+
+    ``seccomp=unconfined``, ``seccomp=FILE.json`` (Docker's profile format, compiled for
+    ``caps`` now: a bad file fails the run before anything is made), ``no-new-privileges``
+    (labkit sets it on every container anyway).
+    """
+    from ..kernel import seccomp
+
+    shown, path, unconfined = [], None, False
+    for opt in opts:
+        key, sep, value = opt.replace(":", "=", 1).partition("=") if opt.startswith(
+            ("seccomp:", "no-new-privileges:")) else opt.partition("=")
+        if key == "no-new-privileges" and value in ("", "true"):
+            shown.append("no-new-privileges")
+        elif key == "seccomp" and value == "unconfined":
+            unconfined, path = True, None
+            shown.append("seccomp=unconfined")
+        elif key == "seccomp" and value:
+            path, unconfined = value, False
+            shown.append(f"seccomp={value}")
+        else:
+            raise LabkitError(_("invalid --security-opt: %(opt)s (use seccomp=unconfined, "
+                                "seccomp=FILE.json or no-new-privileges)") % {"opt": opt})
+    if unconfined:
+        return shown, ""
+    try:
+        return shown, seccomp.program(path, caps).hex()
+    except OSError as exc:
+        raise LabkitError(_("cannot read the seccomp profile %(path)s: %(err)s")
+                          % {"path": path, "err": exc.strerror}) from None
+    except seccomp.ProfileError as exc:
+        msg = {"not JSON": _("the seccomp profile %(path)s is not valid JSON: %(detail)s"),
+               "unknown syscall": _("the seccomp profile %(path)s names an unknown system call: "
+                                    "%(detail)s"),
+               "unknown action": _("the seccomp profile %(path)s names an unknown action: "
+                                   "%(detail)s"),
+               }.get(exc.kind, _("invalid seccomp profile %(path)s: %(detail)s"))
+        raise LabkitError(msg % {"path": path, "detail": exc.detail}) from None
 
 
 def container_caps(add: list[str], drop: list[str]) -> list[str]:
