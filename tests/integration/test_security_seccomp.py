@@ -361,3 +361,19 @@ def test_many_processes_at_once_work():
     r = sh("for i in 1 2 3 4 5 6 7 8; do (echo $i | md5sum >/dev/null) & done; wait; "
            "date +%Y >/dev/null && echo ok; grep -c '^Seccomp:' /proc/self/status")
     assert r.exit_code == 0 and r.stdout.split() == ["ok", "1"], (r.stdout, r.stderr)
+
+
+def test_a_multithreaded_python_program_works():
+    """The host's Python (no Debian image in the store here), bind-mounted read-only: threads,
+    a subprocess, a socketpair, sqlite, under the allow-list."""
+    if not Path("/usr/bin/python3").exists() or not Path("/usr/lib64").is_dir():
+        pytest.skip("needs the host's /usr/bin/python3 and a merged /usr")
+    code = ("import concurrent.futures as cf, os, socket, sqlite3, subprocess\n"
+            "with cf.ThreadPoolExecutor(8) as ex: print(sum(ex.map(lambda i: i * i, range(100))))\n"
+            "a, b = socket.socketpair(); a.send(b'ok'); print(b.recv(2).decode())\n"
+            "print(subprocess.run(['/bin/echo', 'sub'], capture_output=True, text=True).stdout.strip())\n"
+            "print(sqlite3.connect(':memory:').execute('select 2 + 2').fetchone()[0])\n")
+    r = labkit.run("busybox", ["/usr/bin/python3", "-c", code],
+                   volumes=["/usr:/usr:ro", "/usr/lib:/lib:ro", "/usr/lib64:/lib64:ro"])
+    print(r.stdout, r.stderr)
+    assert r.exit_code == 0 and r.stdout.split() == ["328350", "ok", "sub", "4"], r.stderr
