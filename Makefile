@@ -28,8 +28,9 @@ OVERRIDES     := $(VENV)/share/jupyter/lab/settings/overrides.json
 OS_ID  := $(shell . /etc/os-release 2>/dev/null && echo $$ID)
 KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd64)
 # libatomic1: the node binary inside the playwright wheel (tests/e2e) needs it.
+# libseccomp2: labkit.kernel.seccomp compiles the seccomp profile with it (through ctypes).
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) \
-        docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1
+        docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 libseccomp2
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache
