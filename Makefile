@@ -30,15 +30,16 @@ OS_ID  := $(shell . /etc/os-release 2>/dev/null && echo $$ID)
 KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd64)
 # Every external command a test, a notebook or labkit runs comes from one of these (under
 # CI=true a test skipped because one is missing fails: tests/requirements.py):
-#   debootstrap (debian:<suite> images), gcc + libc6-dev (the static security probes; libc6-dev
-#   also brings linux-libc-dev, whose syscall headers tests/unit/test_seccomp.py reads), openssl
+#   debootstrap (debian:<suite> images), gcc + libc6-dev (the static security probes), openssl
 #   (the registry's TLS and token tests), zstd (zstd layers), util-linux + mount + bsdutils
 #   (unshare, nsenter, setpriv, mount, script: part of every Debian, listed to be sure),
 #   libatomic1: the node binary inside the playwright wheel (tests/e2e) needs it;
-#   e2fsprogs (mke2fs -d: the root disk of labkit.vm); nftables (nft: bridge networks' NAT).
+#   e2fsprogs (mke2fs -d: the root disk of labkit.vm); nftables (nft: bridge networks' NAT);
+#   libseccomp2 (labkit.kernel.seccomp compiles the seccomp profile with it, through ctypes).
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) e2fsprogs \
         docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 \
-        debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils nftables
+        debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils nftables \
+        libseccomp2
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 from .attach import attached
 from .engine import client, protocol
 from .spec import client_env as _client_env, command_argv as _argv  # noqa: F401 - re-exported
-from .spec import parse_devices  # noqa: F401
+from .spec import parse_devices, security_opts  # noqa: F401
 from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volumes  # noqa: F401
 from .spec import parse_add_hosts, parse_ports
 from .errors import LabkitError
@@ -95,7 +95,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         devices: Any = None, cap_add: Iterable[str] | None = None,
         cap_drop: Iterable[str] | None = None, read_only: bool = False, ports: Any = None,
         publish_all: bool = False, ip: str | None = None, network_aliases: Iterable[str] | None = None,
-        add_hosts: Any = None, dns: Iterable[str] | None = None) -> "Result | Container":
+        add_hosts: Any = None, dns: Iterable[str] | None = None,
+        security_opt: Iterable[str] | None = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -109,7 +110,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     ``docker run``'s ``-p``, ``-P``, ``--ip``, ``--network-alias``, ``--add-host``, ``--dns``.
     ``stdout``/``stderr`` (streams or fds) show the output live instead of capturing it.
     ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as ``--device``; ``cap_add``/``cap_drop``:
-    capability names, as ``--cap-add``/``--cap-drop``; ``read_only``: as ``--read-only``.
+    capability names, as ``--cap-add``/``--cap-drop``; ``read_only``: as ``--read-only``;
+    ``security_opt``: as ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``).
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -123,6 +125,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
+        "security_opt": security_opts(security_opt or []),
     }
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)

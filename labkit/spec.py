@@ -180,3 +180,17 @@ def parse_add_hosts(entries: Iterable[str] | dict | None) -> list[str]:
             raise LabkitError(_("invalid --add-host: %(spec)s (use NAME:IP)") % {"spec": entry})
         out.append(f"{name}:{addr}")
     return out
+
+
+def security_opts(opts: Any) -> list[str]:
+    """``--security-opt`` values as the engine takes them: a profile file's path made absolute
+    here, since the engine reads it from its own working directory."""
+    if isinstance(opts, str):
+        opts = [opts]
+    out = []
+    for opt in opts:
+        key, sep, value = opt.partition("=") if "=" in opt else opt.partition(":")
+        if key == "seccomp" and sep and value and value != "unconfined":
+            opt = f"seccomp={os.path.abspath(value)}"
+        out.append(opt)
+    return out

@@ -182,7 +182,7 @@ def _need_a_terminal(args) -> None:
 
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
-    from ..spec import parse_add_hosts, parse_devices, parse_ports
+    from ..spec import parse_add_hosts, parse_devices, parse_ports, security_opts as _security_opts
 
     _need_a_terminal(args)
 
@@ -198,7 +198,7 @@ def cmd_run(args) -> int:
         "network": args.network, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
         "read_only": args.read_only, "ports": parse_ports(args.publish), "publish_all": args.publish_all,
         "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
-        "dns": args.dns,
+        "dns": args.dns, "security_opt": _security_opts(args.security_opt),
     }
     if args.detach:
         from ..engine import client

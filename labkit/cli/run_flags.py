@@ -44,6 +44,9 @@ RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
                        "help": N_("add a Linux capability (e.g. NET_RAW, or ALL)")}),
     (("--cap-drop",), {"action": "append", "default": [], "metavar": "CAP",
                         "help": N_("drop a Linux capability (e.g. CHOWN, or ALL)")}),
+    (("--security-opt",), {"action": "append", "default": [], "metavar": "OPT",
+                            "help": N_("security option: seccomp=unconfined, seccomp=FILE.json "
+                                       "(Docker's profile format) or no-new-privileges")}),
     (("--read-only",), {"action": "store_true", "help": N_("mount the container's root filesystem as read only")}),
     (("--entrypoint",), {"help": N_("overwrite the default ENTRYPOINT of the image")}),
     (("--network",), {"default": "none", "metavar": "NETWORK",

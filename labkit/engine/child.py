@@ -141,7 +141,10 @@ def become_process(proc: dict, errfd: int) -> None:
                 % {"dir": workdir, "err": exc.strerror}, 126)
         os._exit(126)
     try:  # last: from here on only write (the error pipe), execve and _exit are needed
-        seccomp.install(proc.get("seccomp", "default"))
+        # bytes compiled by the engine (libseccomp is not called after the fork); no key: the
+        # default filter, compiled before the fork too (spawn calls seccomp.program())
+        code = proc.get("seccomp")
+        seccomp.install(bytes.fromhex(code) if code is not None else seccomp.program())
     except OSError as exc:
         report(errfd, "seccomp", _("cannot install the seccomp filter: %(err)s") % {"err": exc.strerror}, 125)
         os._exit(125)

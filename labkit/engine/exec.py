@@ -7,6 +7,7 @@ import socket
 
 from ..errors import Conflict, LabkitError
 from ..i18n import _
+from ..kernel import seccomp
 from . import spawn
 from .privileges import container_caps
 
@@ -29,6 +30,8 @@ class Exec:
                 "stdio": list(fds), "winsize": msg.get("winsize"),
                 "caps": container_caps(rec.data["HostConfig"].get("CapAdd") or [],
                                        rec.data["HostConfig"].get("CapDrop") or [])}
+        bpf = rec.dir / "seccomp.bpf"  # the filter its run got: the same for every exec
+        proc["seccomp"] = bpf.read_text() if bpf.exists() else seccomp.program(None, proc["caps"]).hex()
         console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if tty else None
         proc["console"] = console[1].fileno() if console else None
         cgroup = self.cgroups.open(rec.cgroup_name)

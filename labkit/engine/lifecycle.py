@@ -19,7 +19,7 @@ from .. import i18n
 from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from . import protocol, spawn
-from .privileges import container_caps, device_rules, host_devices
+from .privileges import container_caps, device_rules, host_devices, security_options
 from .state import Record, now, process_start_time, random_name
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -107,6 +107,8 @@ class Lifecycle:
                 raise LabkitError(_("--ip and --network-alias need a user-defined network (labkit network create)"))
         cfg["devices"] = host_devices(cfg.get("devices") or [])
         cfg["caps"] = container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
+        cfg["security_opt"], cfg["seccomp_bpf"] = security_options(cfg.get("security_opt") or [],
+                                                                   cfg["caps"])
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -191,7 +193,8 @@ class Lifecycle:
                 "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["path"],
                              "CgroupPermissions": d["access"]} for d in cfg["devices"]],
                 "CapAdd": list(cfg.get("cap_add") or []), "CapDrop": list(cfg.get("cap_drop") or []),
-                "ReadonlyRootfs": bool(cfg.get("read_only"))},
+                "ReadonlyRootfs": bool(cfg.get("read_only")),
+                "SecurityOpt": cfg["security_opt"]},
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
@@ -200,6 +203,7 @@ class Lifecycle:
             "Cgroup": f"labkit/{cid}",
             "LogPath": str(cdir / "container.log") if detach else None,
         })
+        (cdir / "seccomp.bpf").write_text(cfg["seccomp_bpf"])  # exec loads the same filter
         rec.save()
         self.records[cid] = rec
         try:
@@ -252,7 +256,8 @@ class Lifecycle:
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
                         "console": console[1].fileno() if console else None,
-                        "winsize": cfg.get("winsize"), "caps": cfg["caps"]},
+                        "winsize": cfg.get("winsize"), "caps": cfg["caps"],
+                        "seccomp": cfg["seccomp_bpf"]},
             "readonly": bool(cfg.get("read_only")),
         }
         try:

@@ -1,6 +1,7 @@
 """What a container may touch beyond its own files: the device nodes it gets
-(``--device``, checked against the host's node) and its capabilities
-(``--cap-add``/``--cap-drop`` by Docker's rule, bounded by the engine's own).
+(``--device``, checked against the host's node), its capabilities
+(``--cap-add``/``--cap-drop`` by Docker's rule, bounded by the engine's own) and
+its seccomp filter (``--security-opt``, Docker's profile format).
 Both are checked before anything is made, so a refused run leaves nothing behind.
 """
 from __future__ import annotations
@@ -61,3 +62,44 @@ def container_caps(add: list[str], drop: list[str]) -> list[str]:
         raise LabkitError(_("the engine itself does not have the capability %(name)s, so it cannot "
                             "give it to a container") % {"name": next(c for c in lacking if c in named)})
     return [c for c in caps if c not in lacking]
+
+
+def security_options(opts: list[str], caps: list[str]) -> tuple[list[str], str]:
+    """``--security-opt`` values → (what inspect shows, the seccomp filter as hex; "" = none).
+
+    ``seccomp=unconfined``, ``seccomp=FILE.json`` (Docker's profile format, compiled for
+    ``caps`` now: a bad file fails the run before anything is made), ``no-new-privileges``
+    (labkit sets it on every container anyway).
+    """
+    from ..kernel import seccomp
+
+    shown, path, unconfined = [], None, False
+    for opt in opts:
+        key, sep, value = opt.replace(":", "=", 1).partition("=") if opt.startswith(
+            ("seccomp:", "no-new-privileges:")) else opt.partition("=")
+        if key == "no-new-privileges" and value in ("", "true"):
+            shown.append("no-new-privileges")
+        elif key == "seccomp" and value == "unconfined":
+            unconfined, path = True, None
+            shown.append("seccomp=unconfined")
+        elif key == "seccomp" and value:
+            path, unconfined = value, False
+            shown.append(f"seccomp={value}")
+        else:
+            raise LabkitError(_("invalid --security-opt: %(opt)s (use seccomp=unconfined, "
+                                "seccomp=FILE.json or no-new-privileges)") % {"opt": opt})
+    if unconfined:
+        return shown, ""
+    try:
+        return shown, seccomp.program(path, caps).hex()
+    except OSError as exc:
+        raise LabkitError(_("cannot read the seccomp profile %(path)s: %(err)s")
+                          % {"path": path, "err": exc.strerror}) from None
+    except seccomp.ProfileError as exc:
+        msg = {"not JSON": _("the seccomp profile %(path)s is not valid JSON: %(detail)s"),
+               "unknown syscall": _("the seccomp profile %(path)s names an unknown system call: "
+                                    "%(detail)s"),
+               "unknown action": _("the seccomp profile %(path)s names an unknown action: "
+                                   "%(detail)s"),
+               }.get(exc.kind, _("invalid seccomp profile %(path)s: %(detail)s"))
+        raise LabkitError(msg % {"path": path, "detail": exc.detail}) from None
