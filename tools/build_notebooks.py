@@ -1,9 +1,9 @@
-#!/work/main/.venv/bin/python
+#!/usr/bin/env python3
 """Build the course notebooks from their Markdown sources and store their outputs.
 
-    tools/build_notebooks.py            # every notebooks/src/NN_*.md
-    tools/build_notebooks.py 01 04      # only these
-    tools/build_notebooks.py --no-exec 02   # write the .ipynb without executing it
+    .venv/bin/python tools/build_notebooks.py            # every notebooks/src/NN_*.md
+    .venv/bin/python tools/build_notebooks.py 01 04      # only these
+    .venv/bin/python tools/build_notebooks.py --no-exec 02   # write the .ipynb without executing it
 
 A source is ``notebooks/src/NN_topic.md``; it becomes ``notebooks/NN_topic.ipynb``:
 
