@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from common import (CGROUP_ROOT, PYTHON, ROOT, Scratch, cgroup_leftovers, have, kill_cgroup_tasks,
-                    machine, rmdir_cgroups, run_quiet)
+                    machine, report_cleanup, rmdir_cgroups, run_quiet)
 
 MEMCG = CGROUP_ROOT / "memory"
 KiB = 1024
@@ -369,11 +369,7 @@ def main() -> int:
     if lab:
         per = float(lab.fields["per container, total"])
         print(f"\nlabkit per idle container: {per:.0f} KiB (target < 1024 KiB: {'met' if per < 1024 else 'MISSED'})")
-    if problems:
-        print("\nLEFTOVERS:", *problems, sep="\n  ")
-        return 1
-    print("cleanup: no leftover containers, mounts or cgroups")
-    return 0
+    return report_cleanup(problems)
 
 
 if __name__ == "__main__":

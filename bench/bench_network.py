@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 
-from common import LABKIT_CLI, Scratch, have, machine, median_ms, run_quiet, spread, time_command
+from common import (LABKIT_CLI, Scratch, have, machine, median_ms, report_cleanup, run_quiet, spread,
+                    time_command)
 
 SEND = ("a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=65536 count={blocks} 2>/dev/null | nc {dst} 5001;"
         " b=$(cut -d' ' -f1 /proc/uptime); echo $a $b")
@@ -137,11 +138,7 @@ def main() -> int:
     if "podman container -> container" in tput:
         r = tput["labkit container -> container"] / tput["podman container -> container"]
         print(f"labkit / podman throughput: {r:.2f}  (target >= 0.9: {'met' if r >= 0.9 else 'MISSED'})")
-    if problems:
-        print("\nLEFTOVERS:", *problems, sep="\n  ")
-        return 1
-    print("\ncleanup: no leftover containers, mounts or cgroups")
-    return 0
+    return report_cleanup(problems)
 
 
 if __name__ == "__main__":

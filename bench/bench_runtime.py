@@ -27,7 +27,7 @@ import os
 import sys
 
 from common import (LABKIT_CLI, Scratch, cgroup_leftovers, have, machine, median_ms,
-                    proc_cpu, run_quiet, spread, time_call, time_command)
+                    proc_cpu, report_cleanup, run_quiet, spread, time_call, time_command)
 
 
 def podman_base(s: Scratch) -> list[str]:
@@ -193,11 +193,7 @@ def main() -> int:
     ratio("labkit CLI", "podman", "< 1/3", lambda r: r < 1 / 3)
     print("CPU ms/run: user+sys of the command and the children it waits for (hyperfine), plus, for\n"
           "labkit, the engine's and its containers'; podman's conmon/runc are not waited for: undercounted.")
-    if problems:
-        print("\nLEFTOVERS:", *problems, sep="\n  ")
-        return 1
-    print("\ncleanup: no leftover containers, mounts or cgroups")
-    return 0
+    return report_cleanup(problems)
 
 
 if __name__ == "__main__":

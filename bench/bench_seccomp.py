@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 
-from common import Scratch, machine, median_ms, spread
+from common import Scratch, machine, median_ms, report_cleanup, spread
 
 
 def time_install(code: bytes, runs: int) -> list[float]:
@@ -85,11 +85,7 @@ def main() -> int:
         print(f"  ratio default/unconfined: {ratio:.3f}")
     finally:
         problems = s.close()
-    if problems:
-        print("\nLEFTOVERS:", *problems, sep="\n  ")
-        return 1
-    print("cleanup: no leftover containers, mounts or cgroups")
-    return 0
+    return report_cleanup(problems)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,15 @@ def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
+def report_cleanup(problems: list[str]) -> int:
+    """The bench's exit status: 1, listing them, when containers, mounts or cgroups were left."""
+    if problems:
+        print("\nLEFTOVERS:", *problems, sep="\n  ")
+        return 1
+    print("\ncleanup: no leftover containers, mounts or cgroups")
+    return 0
+
+
 def median_ms(seconds: list[float]) -> float:
     return statistics.median(seconds) * 1000.0
 
