@@ -218,7 +218,6 @@ def compare(image: str, cmd: str | Iterable[str] | None = None, *, memory: str =
     import labkit
 
     from ..images.store import Store
-    from . import rootdisk
 
     bb = initramfs.find_busybox()
     img = Store(home).resolve(image)
