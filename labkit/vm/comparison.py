@@ -168,12 +168,12 @@ class _Sampler(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        from ..api import Container, client
+        import labkit
 
         while not self.done.is_set():
             try:
-                data = client.request({"op": "inspect", "ref": self.name_}, home=self.home)["container"]
-                self.peak = max(self.peak, Container(data["Id"], home=self.home).cgroup.stats()["memory_usage"])
+                ctr = labkit.get(self.name_, home=self.home)
+                self.peak = max(self.peak, ctr.cgroup.stats()["memory_usage"])
             except Exception:  # noqa: BLE001 - not started yet, or already gone
                 pass
             self.done.wait(0.02)
