@@ -7,15 +7,18 @@
 2. Memory per idle instance: N VMs running ``sleep`` (QEMU's RSS and PSS once the command
    has started) against N detached containers running ``sleep`` (their memory cgroup's
    usage; the engine, shared by all containers, is not counted).
+3. ``labkit.vm.compare`` of the same image and command both ways (``--compare IMAGE``,
+   default busybox, command ``md5sum /bin/busybox``): its table, as notebook 07 shows it.
 
 Numbers, no assertions. One run; see bench/README.md.
 
-usage: bench/bench_vm.py [--runs 3] [-n 3] [--memory 256m]
+usage: bench/bench_vm.py [--runs 3] [-n 3] [--memory 256m] [--compare IMAGE] [--cmd 'md5sum /bin/busybox'] [--only-compare]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import statistics
 import sys
@@ -92,6 +95,16 @@ def idle_containers(n: int) -> list[int]:
             c.remove(force=True)
 
 
+def compare(image: str, cmd: str, memory: str) -> None:
+    if image.startswith("debian:"):  # made once with debootstrap from this machine's mirror
+        from labkit.images import debian
+
+        debian.ensure(image.split(":", 1)[1], progress=lambda line: None)
+    c = vm.compare(image, shlex.split(cmd), memory=memory, timeout=600)
+    print("\nlabkit.vm.compare (one run of each, after a probe run of each):")
+    print(c.table())
+
+
 def mib(b: float) -> str:
     return f"{b / 1048576:.1f}"
 
@@ -101,29 +114,35 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="VM boots for boot-to-exit")
     ap.add_argument("-n", type=int, default=3, help="idle instances of each kind")
     ap.add_argument("--memory", default="256m", help="guest memory")
+    ap.add_argument("--compare", metavar="IMAGE", default="busybox",
+                    help="labkit.vm.compare of this image both ways")
+    ap.add_argument("--cmd", default="md5sum /bin/busybox", help="its command (shell words)")
+    ap.add_argument("--only-compare", action="store_true", help="skip 1 and 2")
     a = ap.parse_args()
     scratch = Scratch("lkbvm")
     try:
         print(f"machine: {machine()}")
-        labkit.run("busybox", ["/bin/true"])  # image built, engine up, VM disk made below
-        vm.run("busybox", ["/bin/true"], memory=a.memory, timeout=300)
-        vms, ctrs, accel = boot_to_exit(a.runs, a.memory)
-        mv, mc = statistics.median(vms), statistics.median(ctrs)
-        print("\nboot-to-exit of /bin/true (busybox), wall seconds, median (min-max):")
-        print(f"  VM ({accel}, {a.memory})  {mv:.2f} ({min(vms):.2f}-{max(vms):.2f})  n={len(vms)}")
-        print(f"  container        {mc:.3f} ({min(ctrs):.3f}-{max(ctrs):.3f})  n={len(ctrs)}")
-        print(f"  ratio VM / container: {mv / mc:.0f}x")
-        rows = idle_vms(a.n, a.memory)
-        usage = idle_containers(a.n)
-        rss = statistics.mean(r[0] for r in rows)
-        pss = statistics.mean(r[1] for r in rows)
-        guest = statistics.mean(r[2] for r in rows)
-        cu = statistics.mean(usage)
-        print(f"\nmemory per idle instance ({a.n} of each, MiB, mean):")
-        print(f"  VM: QEMU RSS {mib(rss)}, PSS {mib(pss)}; guest's own used (MemTotal-MemAvailable)"
-              f" {mib(guest)}")
-        print(f"  container: memory cgroup usage {mib(cu)}")
-        print(f"  ratio VM RSS / container: {rss / cu:.0f}x;  VM PSS / container: {pss / cu:.0f}x")
+        if not a.only_compare:
+            labkit.run("busybox", ["/bin/true"])  # image built, engine up, VM disk made below
+            vm.run("busybox", ["/bin/true"], memory=a.memory, timeout=300)
+            vms, ctrs, accel = boot_to_exit(a.runs, a.memory)
+            mv, mc = statistics.median(vms), statistics.median(ctrs)
+            print("\nboot-to-exit of /bin/true (busybox), wall seconds, median (min-max):")
+            print(f"  VM ({accel}, {a.memory})  {mv:.2f} ({min(vms):.2f}-{max(vms):.2f})  n={len(vms)}")
+            print(f"  container        {mc:.3f} ({min(ctrs):.3f}-{max(ctrs):.3f})  n={len(ctrs)}")
+            print(f"  ratio VM / container: {mv / mc:.0f}x")
+            rows = idle_vms(a.n, a.memory)
+            usage = idle_containers(a.n)
+            rss = statistics.mean(r[0] for r in rows)
+            pss = statistics.mean(r[1] for r in rows)
+            guest = statistics.mean(r[2] for r in rows)
+            cu = statistics.mean(usage)
+            print(f"\nmemory per idle instance ({a.n} of each, MiB, mean):")
+            print(f"  VM: QEMU RSS {mib(rss)}, PSS {mib(pss)}; guest's own used (MemTotal-MemAvailable)"
+                  f" {mib(guest)}")
+            print(f"  container: memory cgroup usage {mib(cu)}")
+            print(f"  ratio VM RSS / container: {rss / cu:.0f}x;  VM PSS / container: {pss / cu:.0f}x")
+        compare(a.compare, a.cmd, a.memory)
     finally:
         problems = scratch.close()
     if problems:

@@ -156,6 +156,7 @@ UPWARD = {
     ("labkit.images.changes", "labkit.api"),
     ("labkit.monitor.sampler", "labkit"),
     ("labkit.monitor.sampler", "labkit.plots"),
+    ("labkit.vm.comparison", "labkit"),
 }
 
 
@@ -165,7 +166,7 @@ def layer(name: str) -> int:
         return 0
     if parts[1:2] == ["kernel"]:
         return 1
-    if parts[1:2] in (["engine"], ["images"], ["monitor"]):
+    if parts[1:2] in (["engine"], ["images"], ["monitor"], ["vm"]):
         return 2
     return 3  # the API: labkit, api, cli, live, plots, course, doctor
 
