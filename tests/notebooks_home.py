@@ -17,7 +17,11 @@ import secrets
 import shutil
 from pathlib import Path
 
-PREFIX = "/tmp/labkit-nb-"  # + 8 hex digits: the pattern the sanitizer knows
+# + 8 hex digits: the pattern the sanitizer knows. On disk, like /var/lib/labkit, not in /tmp:
+# where /tmp is a tmpfs (Debian 13, Fedora, a fresh container host), files a container writes
+# would live in memory and count in its memory cgroup, and notebook 01's disk experiment would
+# show something else than on a learner's machine.
+PREFIX = "/var/tmp/labkit-nb-"
 
 
 def pytest_configure(config) -> None:

@@ -26,7 +26,30 @@ def _connect(path: str) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    if not _listener_alive(sock):
+        sock.close()
+        raise ConnectionRefusedError(path)
     return sock
+
+
+def _listener_alive(sock: socket.socket) -> bool:
+    """Is the engine that called listen() on this socket still running?
+
+    A child the engine forks holds every descriptor of the engine until it closes them (a
+    spare, a container's PID 1 before exec): for that moment, a killed engine's listening
+    socket still accepts connections that nobody will ever answer. SO_PEERCRED names the
+    process that called listen(); a dead one means: start a new engine.
+    """
+    import struct
+
+    pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+    if pid <= 0:  # in a PID namespace we cannot see into
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def start_engine(home: str | Path) -> None:
@@ -58,13 +81,20 @@ def connect(home: Path | None = None, autostart: bool = True) -> socket.socket:
             raise
     start_engine(home)
     deadline = time.monotonic() + 10
+    again = time.monotonic() + 1
     while True:
         try:
             return _connect(sock_path)
         except (FileNotFoundError, ConnectionRefusedError):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise LabkitError(_("the labkit engine did not start; see %(log)s")
                                   % {"log": os.path.join(home, "engine.log")}) from None
+            if now > again:
+                # the start said "busy" because a dying engine's child still held its lock,
+                # and no engine came: try once more (a second engine just says "busy" again)
+                start_engine(home)
+                again = time.monotonic() + 1
             time.sleep(0.01)
 
 

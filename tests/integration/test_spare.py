@@ -226,12 +226,13 @@ def test_a_layer_removed_and_unpacked_again_is_not_served_from_the_old_spare(tmp
     from labkit.images.store import Store
 
     first = _image(tmp_path / "a", "itest/spare-again:1", "mesmo")
+    first_dirs = first.layer_dirs()  # read now: the image (config included) is removed below
     labkit.run(first.ref)
     s = spare()
     Store().remove(first.ref)  # its own layer directory goes away...
     again = _image(tmp_path / "b", "itest/spare-again:1", "mesmo")
     try:
-        assert again.layer_dirs() == first.layer_dirs()  # ...and comes back at the same path
+        assert again.layer_dirs() == first_dirs  # ...and comes back at the same path (same content)
         r = labkit.run(again.ref, ["sh", "-c", "hostname; cat /t.txt"])
         hostname, text = r.stdout.splitlines()
         assert text == "mesmo"
