@@ -19,7 +19,8 @@ from .. import i18n
 from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from . import protocol, spawn
-from .privileges import container_caps, device_rules, host_devices, security_options
+from .privileges import check_user, container_caps, container_ulimits, device_rules, host_devices
+from .privileges import process_ulimits, security_options
 from .state import Record, now, process_start_time, random_name
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -105,6 +106,9 @@ class Lifecycle:
             net = self._net_find(network)
             if net["Name"] == "bridge" and (cfg.get("ip") or cfg.get("aliases")):
                 raise LabkitError(_("--ip and --network-alias need a user-defined network (labkit network create)"))
+        if cfg.get("user"):
+            check_user(cfg["user"])
+        cfg["ulimits"] = container_ulimits(cfg.get("ulimits") or [])
         cfg["devices"] = host_devices(cfg.get("devices") or [])
         cfg["caps"] = container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
         cfg["security_opt"], cfg["seccomp_bpf"] = security_options(cfg.get("security_opt") or [],
@@ -155,7 +159,7 @@ class Lifecycle:
         cid = spare.cid if spare is not None else secrets.token_hex(32)
         hostname = cfg.get("hostname") or cid[:12]
         env["HOSTNAME"] = hostname
-        env.setdefault("HOME", "/root")
+        # HOME: the child sets it from the image's passwd entry of the user (Docker's rule)
         if cfg.get("tty"):
             env.setdefault("TERM", "xterm")
         env.update(dict(e.split("=", 1) if "=" in e else (e, os.environ.get(e, "")) for e in cfg.get("env") or []))
@@ -194,7 +198,7 @@ class Lifecycle:
                              "CgroupPermissions": d["access"]} for d in cfg["devices"]],
                 "CapAdd": list(cfg.get("cap_add") or []), "CapDrop": list(cfg.get("cap_drop") or []),
                 "ReadonlyRootfs": bool(cfg.get("read_only")),
-                "SecurityOpt": cfg["security_opt"]},
+                "SecurityOpt": cfg["security_opt"], "Ulimits": cfg["ulimits"]},
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
@@ -257,7 +261,7 @@ class Lifecycle:
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
                         "console": console[1].fileno() if console else None,
                         "winsize": cfg.get("winsize"), "caps": cfg["caps"],
-                        "seccomp": cfg["seccomp_bpf"]},
+                        "seccomp": cfg["seccomp_bpf"], "ulimits": process_ulimits(cfg["ulimits"])},
             "readonly": bool(cfg.get("read_only")),
         }
         try:
