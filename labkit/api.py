@@ -105,7 +105,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         cap_drop: Iterable[str] | None = None, read_only: bool = False, ports: Any = None,
         publish_all: bool = False, ip: str | None = None, network_aliases: Iterable[str] | None = None,
         add_hosts: Any = None, dns: Iterable[str] | None = None,
-        security_opt: Iterable[str] | None = None, ulimits: Any = None) -> "Result | Container":
+        security_opt: Iterable[str] | None = None, ulimits: Any = None,
+        privileged: bool = False) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -122,7 +123,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     capability names, as ``--cap-add``/``--cap-drop``; ``read_only``: as ``--read-only``;
     ``security_opt``: as ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``);
     ``user``: as ``--user`` (``"1000:1000"``, ``"nobody"``, names from the image's /etc/passwd);
-    ``ulimits``: as ``--ulimit`` (``["nofile=256:512"]`` or ``{"nofile": (256, 512)}``).
+    ``ulimits``: as ``--ulimit`` (``["nofile=256:512"]`` or ``{"nofile": (256, 512)}``);
+    ``privileged``: as ``--privileged`` (a warning on stderr says what it gives away).
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -137,7 +139,12 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
         "security_opt": security_opts(security_opt or []), "ulimits": _ulimits(ulimits),
+        "privileged": bool(privileged),
     }
+    if privileged:
+        from .spec import warn_privileged
+
+        warn_privileged()
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)
         return Container(reply["id"], home=home)

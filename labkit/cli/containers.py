@@ -199,7 +199,12 @@ def cmd_run(args) -> int:
         "read_only": args.read_only, "ports": parse_ports(args.publish), "publish_all": args.publish_all,
         "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
         "dns": args.dns, "security_opt": _security_opts(args.security_opt), "ulimits": args.ulimit,
+        "privileged": args.privileged,
     }
+    if args.privileged:
+        from ..spec import warn_privileged
+
+        warn_privileged()
     if args.detach:
         from ..engine import client
 

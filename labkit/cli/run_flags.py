@@ -49,6 +49,9 @@ RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
                                        "(Docker's profile format) or no-new-privileges")}),
     (("--ulimit",), {"action": "append", "default": [], "metavar": "NAME=SOFT[:HARD]",
                       "help": N_("set a resource limit (e.g. nofile=1024:2048), at most the engine's hard limit")}),
+    (("--privileged",), {"action": "store_true",
+                         "help": N_("give the container every capability, every device and no seccomp "
+                                    "(it can take over the host)")}),
     (("--read-only",), {"action": "store_true", "help": N_("mount the container's root filesystem as read only")}),
     (("--entrypoint",), {"help": N_("overwrite the default ENTRYPOINT of the image")}),
     (("--network",), {"default": "none", "metavar": "NETWORK",

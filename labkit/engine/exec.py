@@ -30,8 +30,9 @@ class Exec:
                 "workdir": msg.get("workdir") or rec.data["Config"]["WorkingDir"],
                 "user": msg.get("user") or rec.data["Config"]["User"], "tty": tty,
                 "stdio": list(fds), "winsize": msg.get("winsize"),
-                "caps": container_caps(rec.data["HostConfig"].get("CapAdd") or [],
-                                       rec.data["HostConfig"].get("CapDrop") or []),
+                "caps": container_caps(["ALL"], []) if rec.data["HostConfig"].get("Privileged") else
+                container_caps(rec.data["HostConfig"].get("CapAdd") or [],
+                               rec.data["HostConfig"].get("CapDrop") or []),
                 "ulimits": process_ulimits(rec.data["HostConfig"].get("Ulimits") or [])}
         bpf = rec.dir / "seccomp.bpf"  # the filter its run got: the same for every exec
         proc["seccomp"] = bpf.read_text() if bpf.exists() else seccomp.program(None, proc["caps"]).hex()

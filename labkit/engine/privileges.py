@@ -35,6 +35,12 @@ def host_devices(specs: list) -> list[dict]:
     return out
 
 
+def _all_devices() -> list:
+    from ..kernel.cgroups.devices import Rule
+
+    return [Rule("a", None, None, "rwm")]
+
+
 def device_rules(devices: list[dict]) -> list:
     """The cgroup rules allowing ``devices`` (what :func:`host_devices` returned)."""
     from ..kernel.cgroups.devices import Rule
@@ -167,3 +173,26 @@ def check_user(user: str) -> None:
     name, sep, group = str(user).partition(":")
     if not re.fullmatch(r"[^:\s]+", name) or (sep and not re.fullmatch(r"[^:\s]+", group)):
         raise LabkitError(_("invalid --user %(user)s: use name|uid[:group|gid]") % {"user": user})
+
+
+def privileged_devices() -> list[dict]:
+    """``--privileged``: every device node directly in the host's /dev gets its twin in the
+    container's (Docker copies the host's /dev too), except those the small /dev has already."""
+    import stat
+
+    from .rootfs import DEVICES
+
+    made = {name for name, _major, _minor in DEVICES} | {"ptmx", "console"}
+    specs = []
+    for name in sorted(os.listdir("/dev")):
+        path = os.path.join("/dev", name)
+        try:
+            st = os.lstat(path)
+        except OSError:  # gone since the listing
+            continue
+        if name not in made and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            specs.append([path, path, "rwm"])
+    return host_devices(specs)
+
+
+ALL_DEVICES = _all_devices()  # --privileged: "a *:* rwm", every device
