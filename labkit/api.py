@@ -84,6 +84,15 @@ class Result:
         p.text(_("[exit code %(code)d]") % {"code": self.exit_code})
 
 
+def _ulimits(ulimits: Any) -> list[str]:
+    """``{"nofile": (soft, hard)}`` or ``{"nofile": n}`` or ``["nofile=soft:hard"]`` → the flag's strings."""
+    if isinstance(ulimits, dict):
+        return [f"{k}={v[0]}:{v[1]}" if isinstance(v, (tuple, list)) else f"{k}={v}" for k, v in ulimits.items()]
+    if isinstance(ulimits, str):
+        return [ulimits]
+    return [str(u) for u in ulimits or []]
+
+
 def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None = None,
         env: dict | Iterable[str] | None = None, workdir: str | None = None,
         hostname: str | None = None, volumes: Any = None, user: str | None = None,
@@ -96,7 +105,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         cap_drop: Iterable[str] | None = None, read_only: bool = False, ports: Any = None,
         publish_all: bool = False, ip: str | None = None, network_aliases: Iterable[str] | None = None,
         add_hosts: Any = None, dns: Iterable[str] | None = None,
-        security_opt: Iterable[str] | None = None) -> "Result | Container":
+        security_opt: Iterable[str] | None = None, ulimits: Any = None,
+        privileged: bool = False) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -111,7 +121,10 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     ``stdout``/``stderr`` (streams or fds) show the output live instead of capturing it.
     ``devices``: ``["/dev/X[:/dev/Y][:rwm]"]``, as ``--device``; ``cap_add``/``cap_drop``:
     capability names, as ``--cap-add``/``--cap-drop``; ``read_only``: as ``--read-only``;
-    ``security_opt``: as ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``).
+    ``security_opt``: as ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``);
+    ``user``: as ``--user`` (``"1000:1000"``, ``"nobody"``, names from the image's /etc/passwd);
+    ``ulimits``: as ``--ulimit`` (``["nofile=256:512"]`` or ``{"nofile": (256, 512)}``);
+    ``privileged``: as ``--privileged`` (a warning on stderr says what it gives away).
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -125,8 +138,13 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
-        "security_opt": security_opts(security_opt or []),
+        "security_opt": security_opts(security_opt or []), "ulimits": _ulimits(ulimits),
+        "privileged": bool(privileged),
     }
+    if privileged:
+        from .spec import warn_privileged
+
+        warn_privileged()
     if detach:
         reply = client.request({"op": "run", "config": config}, home=home)
         return Container(reply["id"], home=home)

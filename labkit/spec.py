@@ -194,3 +194,15 @@ def security_opts(opts: Any) -> list[str]:
             opt = f"seccomp={os.path.abspath(value)}"
         out.append(opt)
     return out
+
+
+def warn_privileged(stream: Any = None) -> None:
+    """``--privileged`` gives the container most of what the host's root has: say so, loudly,
+    on stderr, before the container starts (Docker says nothing; a course should)."""
+    import sys
+
+    print(_("ATTENTION: --privileged turns off the container's protections: every capability the "
+            "engine has (CAP_SYS_ADMIN, CAP_SYS_MODULE, ...), no seccomp filter, every host device "
+            "(disks included) readable and writable, /proc and /sys neither masked nor read-only. "
+            "A process in it can take over the host: use it only for what really needs it."),
+          file=stream or sys.stderr, flush=True)

@@ -198,8 +198,13 @@ def cmd_run(args) -> int:
         "network": args.network, "cap_add": args.cap_add, "cap_drop": args.cap_drop,
         "read_only": args.read_only, "ports": parse_ports(args.publish), "publish_all": args.publish_all,
         "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
-        "dns": args.dns, "security_opt": _security_opts(args.security_opt),
+        "dns": args.dns, "security_opt": _security_opts(args.security_opt), "ulimits": args.ulimit,
+        "privileged": args.privileged,
     }
+    if args.privileged:
+        from ..spec import warn_privileged
+
+        warn_privileged()
     if args.detach:
         from ..engine import client
 

@@ -28,7 +28,7 @@ PROCESS_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-e", "--env"), {"action": "append", "default": [], "metavar": "KEY=VALUE",
                        "help": N_("set environment variables")}),
     (("-w", "--workdir"), {"help": N_("working directory inside the container")}),
-    (("-u", "--user"), {"help": N_("username or UID (format: name|uid[:group|gid])")}),
+    (("-u", "--user"), {"help": N_("username or UID (format: name|uid[:group|gid]), names from the image's /etc/passwd and /etc/group")}),
 ]
 
 RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
@@ -47,6 +47,11 @@ RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
     (("--security-opt",), {"action": "append", "default": [], "metavar": "OPT",
                             "help": N_("security option: seccomp=unconfined, seccomp=FILE.json "
                                        "(Docker's profile format) or no-new-privileges")}),
+    (("--ulimit",), {"action": "append", "default": [], "metavar": "NAME=SOFT[:HARD]",
+                      "help": N_("set a resource limit (e.g. nofile=1024:2048), at most the engine's hard limit")}),
+    (("--privileged",), {"action": "store_true",
+                         "help": N_("give the container every capability, every device and no seccomp "
+                                    "(it can take over the host)")}),
     (("--read-only",), {"action": "store_true", "help": N_("mount the container's root filesystem as read only")}),
     (("--entrypoint",), {"help": N_("overwrite the default ENTRYPOINT of the image")}),
     (("--network",), {"default": "none", "metavar": "NETWORK",

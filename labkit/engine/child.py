@@ -11,9 +11,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import resource
 import signal
 import socket
 import termios
+from collections.abc import Iterable
 
 from ..i18n import _
 from ..kernel import capabilities, seccomp
@@ -42,41 +44,53 @@ def report(fd: int, kind: str, message: str, code: int) -> None:
         pass
 
 
-def lookup_user(user: str) -> tuple[int, int, list[int]]:
-    """``user`` is ``name|uid[:group|gid]``, looked up in the container's /etc files."""
-    if user in ("", "0", "root", "0:0", "root:root"):
-        return 0, 0, []  # the common case: no need to read the image's /etc files
-    name, _sep, group = user.partition(":")
+def _table(lines: Iterable[str]) -> list[list[str]]:
+    return [line.rstrip("\n").split(":") for line in lines if line.strip() and not line.startswith("#")]
 
-    def table(path: str) -> list[list[str]]:
+
+def resolve_user(user: str, passwd: Iterable[str], group: Iterable[str]) -> tuple[int, int, list[int], str]:
+    """``user`` (``name|uid[:group|gid]``) → uid, gid, supplementary gids, home, by Docker's rule
+    (runc's ``GetExecUser``): names come from the image's passwd and group lines; a number absent
+    from passwd is taken as is, with gid 0 and home ``/``; a number present in passwd gets that
+    entry's gid, home and groups; the groups listing the login are the supplementary ones, unless a
+    group is given (then that group alone, as runc does)."""
+    name, _sep, grp = user.partition(":")
+    users, groups = _table(passwd), _table(group)
+    entry = next((p for p in users if len(p) > 5 and (p[2] == name if name.isdigit() else p[0] == name)),
+                 None)
+    if entry is None:
+        if not name.isdigit():
+            raise LookupError(_("unable to find user %(user)s: no matching entries in passwd file")
+                              % {"user": name})
+        uid, gid, home, login = int(name), 0, "/", None
+    else:
+        uid, gid, home, login = int(entry[2]), int(entry[3]), entry[5] or "/", entry[0]
+    if grp:
+        found = next((g for g in groups if len(g) > 2 and (g[2] == grp if grp.isdigit() else g[0] == grp)),
+                     None)
+        if found is None and not grp.isdigit():
+            raise LookupError(_("unable to find group %(group)s: no matching entries in group file")
+                              % {"group": grp})
+        gid = int(found[2]) if found is not None else int(grp)
+    # runc: supplementary groups only in the implicit form (no :group given)
+    extra = [] if grp else sorted({int(g[2]) for g in groups
+                                   if login and len(g) > 3 and g[2].isdigit() and login in g[3].split(",")})
+    return uid, gid, extra, home
+
+
+def lookup_user(user: str) -> tuple[int, int, list[int], str]:
+    """:func:`resolve_user` with the container's own /etc/passwd and /etc/group (after chroot)."""
+    if user in ("", "0", "root", "0:0", "root:root"):
+        return 0, 0, [], "/root"  # the common case: no need to read the image's /etc files
+
+    def lines(path: str) -> list[str]:
         try:
             with open(path) as f:
-                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+                return f.readlines()
         except OSError:
             return []
 
-    passwd, groups = table("/etc/passwd"), table("/etc/group")
-    if name.isdigit():
-        uid = int(name)
-        gid = next((int(p[3]) for p in passwd if len(p) > 3 and p[2] == name), uid)
-        login = next((p[0] for p in passwd if len(p) > 3 and p[2] == name), None)
-    else:
-        entry = next((p for p in passwd if p[0] == name and len(p) > 3), None)
-        if entry is None:
-            raise LookupError(_("unable to find user %(user)s: no matching entry in the image's /etc/passwd")
-                              % {"user": name})
-        uid, gid, login = int(entry[2]), int(entry[3]), name
-    if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            entry = next((g for g in groups if g[0] == group and len(g) > 2), None)
-            if entry is None:
-                raise LookupError(_("unable to find group %(group)s: no matching entry in the image's /etc/group")
-                                  % {"group": group})
-            gid = int(entry[2])
-    extra = [int(g[2]) for g in groups if login and len(g) > 3 and login in g[3].split(",")]
-    return uid, gid, extra
+    return resolve_user(user, lines("/etc/passwd"), lines("/etc/group"))
 
 
 TIOCGPTPEER = 0x5441
@@ -121,10 +135,18 @@ def become_process(proc: dict, errfd: int) -> None:
     os.closerange(errfd + 1, 1 << 20)
     env = proc["env"]
     try:
-        uid, gid, groups = lookup_user(proc.get("user") or "0")
+        uid, gid, groups, home = lookup_user(proc.get("user") or "0")
     except LookupError as exc:
-        report(errfd, "user", str(exc), 126)
-        os._exit(126)
+        report(errfd, "user", str(exc), 125)  # Docker: the run fails, the command never ran
+        os._exit(125)
+    env.setdefault("HOME", home)  # Docker: the user's home from the image's passwd
+    try:
+        for name, soft, hard in proc.get("ulimits") or ():
+            resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (soft, hard))
+    except (OSError, ValueError, AttributeError) as exc:
+        report(errfd, "ulimit", _("cannot set the limit %(name)s: %(err)s")
+               % {"name": name, "err": getattr(exc, "strerror", None) or exc}, 125)
+        os._exit(125)
     caps = proc.get("caps", capabilities.DEFAULT)
     capabilities.limit_bounding(caps)
     os.setgroups(groups)  # before the effective set shrinks: --cap-drop SETGID must not stop it

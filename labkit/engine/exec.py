@@ -9,7 +9,7 @@ from ..errors import Conflict, LabkitError
 from ..i18n import _
 from ..kernel import seccomp
 from . import spawn
-from .privileges import container_caps
+from .privileges import check_user, container_caps, process_ulimits
 
 
 class Exec:
@@ -22,14 +22,18 @@ class Exec:
         tty = bool(msg.get("tty"))
         if len(fds) != 3 and not tty:
             raise LabkitError("exec: expected 3 file descriptors")
+        if msg.get("user"):
+            check_user(msg["user"])
         env = dict(e.split("=", 1) for e in rec.data["Config"]["Env"] if "=" in e)
         env.update(dict(e.split("=", 1) if "=" in e else (e, "") for e in msg.get("env") or []))
         proc = {"argv": msg["cmd"], "env": env,
                 "workdir": msg.get("workdir") or rec.data["Config"]["WorkingDir"],
                 "user": msg.get("user") or rec.data["Config"]["User"], "tty": tty,
                 "stdio": list(fds), "winsize": msg.get("winsize"),
-                "caps": container_caps(rec.data["HostConfig"].get("CapAdd") or [],
-                                       rec.data["HostConfig"].get("CapDrop") or [])}
+                "caps": container_caps(["ALL"], []) if rec.data["HostConfig"].get("Privileged") else
+                container_caps(rec.data["HostConfig"].get("CapAdd") or [],
+                               rec.data["HostConfig"].get("CapDrop") or []),
+                "ulimits": process_ulimits(rec.data["HostConfig"].get("Ulimits") or [])}
         bpf = rec.dir / "seccomp.bpf"  # the filter its run got: the same for every exec
         proc["seccomp"] = bpf.read_text() if bpf.exists() else seccomp.program(None, proc["caps"]).hex()
         console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if tty else None

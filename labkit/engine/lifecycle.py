@@ -19,7 +19,8 @@ from .. import i18n
 from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from . import protocol, spawn
-from .privileges import container_caps, device_rules, host_devices, security_options
+from .privileges import check_user, container_caps, container_ulimits, device_rules, host_devices
+from .privileges import ALL_DEVICES, privileged_devices, process_ulimits, security_options
 from .state import Record, now, process_start_time, random_name
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -105,10 +106,20 @@ class Lifecycle:
             net = self._net_find(network)
             if net["Name"] == "bridge" and (cfg.get("ip") or cfg.get("aliases")):
                 raise LabkitError(_("--ip and --network-alias need a user-defined network (labkit network create)"))
+        if cfg.get("user"):
+            check_user(cfg["user"])
+        cfg["ulimits"] = container_ulimits(cfg.get("ulimits") or [])
         cfg["devices"] = host_devices(cfg.get("devices") or [])
-        cfg["caps"] = container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
+        privileged = bool(cfg.get("privileged"))
+        # --privileged (Docker's rule): every capability the engine has, whatever --cap-add/drop say
+        cfg["caps"] = container_caps(["ALL"], []) if privileged else \
+            container_caps(cfg.get("cap_add") or [], cfg.get("cap_drop") or [])
         cfg["security_opt"], cfg["seccomp_bpf"] = security_options(cfg.get("security_opt") or [],
                                                                    cfg["caps"])
+        if privileged:  # no seccomp filter, and the host's device nodes, all of them allowed
+            cfg["seccomp_bpf"] = ""
+            cfg["node_devices"] = cfg["devices"] + [
+                d for d in privileged_devices() if d["path"] not in {u["path"] for u in cfg["devices"]}]
         image = self.store.resolve(cfg["image"])
         lowers = [str(p) for p in image.layer_dirs()]
         icfg = (image.config or {}).get("config") or {}
@@ -155,7 +166,7 @@ class Lifecycle:
         cid = spare.cid if spare is not None else secrets.token_hex(32)
         hostname = cfg.get("hostname") or cid[:12]
         env["HOSTNAME"] = hostname
-        env.setdefault("HOME", "/root")
+        # HOME: the child sets it from the image's passwd entry of the user (Docker's rule)
         if cfg.get("tty"):
             env.setdefault("TERM", "xterm")
         env.update(dict(e.split("=", 1) if "=" in e else (e, os.environ.get(e, "")) for e in cfg.get("env") or []))
@@ -194,7 +205,8 @@ class Lifecycle:
                              "CgroupPermissions": d["access"]} for d in cfg["devices"]],
                 "CapAdd": list(cfg.get("cap_add") or []), "CapDrop": list(cfg.get("cap_drop") or []),
                 "ReadonlyRootfs": bool(cfg.get("read_only")),
-                "SecurityOpt": cfg["security_opt"]},
+                "SecurityOpt": cfg["security_opt"], "Ulimits": cfg["ulimits"],
+                "Privileged": bool(cfg.get("privileged"))},
             "GraphDriver": {"Name": "overlay", "Data": {
                 "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(cdir / "upper"),
                 "WorkDir": str(cdir / "work"), "MergedDir": str(cdir / "rootfs")}},
@@ -212,7 +224,8 @@ class Lifecycle:
                 cgroup.set_limits(limits, creating=True)
             else:
                 self._inventory_add(cid, rec.cgroup_name)
-                cgroup = self.cgroups.create(rec.cgroup_name, limits, devices=device_rules(cfg["devices"]))
+                cgroup = self.cgroups.create(rec.cgroup_name, limits, devices=ALL_DEVICES if cfg.get(
+                    "privileged") else device_rules(cfg["devices"]))
         except BaseException:
             self._delete(rec)
             raise
@@ -250,14 +263,16 @@ class Lifecycle:
             "share": ["net"] if network == "host" else [],
             "rootfs": {"lowerdirs": lowers, "upperdir": str(cdir / "upper"),
                        "workdir": str(cdir / "work"), "rootfs": str(cdir / "rootfs"),
-                       "volumes": [*cfg.get("volumes", []), *names], "devices": cfg["devices"]},
+                       "volumes": [*cfg.get("volumes", []), *names],
+                       "devices": cfg.get("node_devices", cfg["devices"]),
+                       "privileged": bool(cfg.get("privileged"))},
             "netns": holder[2] if holder else None,
             "hostname": hostname,
             "process": {"argv": argv, "env": env, "workdir": workdir, "user": user,
                         "tty": bool(cfg.get("tty")), "stdio": stdio,
                         "console": console[1].fileno() if console else None,
                         "winsize": cfg.get("winsize"), "caps": cfg["caps"],
-                        "seccomp": cfg["seccomp_bpf"]},
+                        "seccomp": cfg["seccomp_bpf"], "ulimits": process_ulimits(cfg["ulimits"])},
             "readonly": bool(cfg.get("read_only")),
         }
         try:

@@ -212,11 +212,14 @@ def build(spec: dict) -> None:
         for source, target, readonly in spec.get("volumes", ()):
             _mount_volume(root_fd, source, target, readonly)
         _mount_on(root_fd, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        _mount_on(root_fd, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        privileged = bool(spec.get("privileged"))  # --privileged: /sys writable, nothing masked
+        _mount_on(root_fd, "/sys", "sysfs", "sysfs", (0 if privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV
+                  | MS_NOEXEC)
         _mount_cgroups(root_fd)
         _mount_dev(root_fd)
         _make_devices(root_fd, spec.get("devices", ()))
-        _mask_and_protect(root_fd)
+        if not privileged:
+            _mask_and_protect(root_fd)
     finally:
         os.close(root_fd)
     mounts.enter_root(rootfs)
