@@ -49,6 +49,17 @@ def labkit_home() -> str:
     return _HOME
 
 
+@pytest.fixture
+def portuguese(monkeypatch):
+    """Messages in pt-BR for one test (the course's exercises speak Portuguese)."""
+    from labkit import i18n
+
+    monkeypatch.setenv("LABKIT_LANG", "pt_BR")
+    i18n.reset()
+    yield
+    i18n.reset()
+
+
 def _other_engines() -> bool:
     for entry in os.listdir("/proc"):
         if entry.isdigit():

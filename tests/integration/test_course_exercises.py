@@ -11,20 +11,12 @@ from __future__ import annotations
 import pytest
 
 import labkit
-from labkit import i18n
 from labkit.api import ShellSyntaxWarning
 from labkit.course import check, exercises, reset
 from labkit.course.solutions import SOLUTIONS
 
-pytestmark = [pytest.mark.root]
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("portuguese")]
 
-
-@pytest.fixture(autouse=True)
-def portuguese(monkeypatch):
-    monkeypatch.setenv("LABKIT_LANG", "pt_BR")
-    i18n.reset()
-    yield
-    i18n.reset()
 
 
 # 01.3, 02.3, 04.2 and 04.3 build on the state an earlier exercise leaves, so

@@ -20,13 +20,7 @@ from labkit.course.verdict import Verdict, all_of, fail, number, ok, size
 from labkit.errors import LabkitError, NotFound
 from requirements import skip_here, skipif_here
 
-
-@pytest.fixture(autouse=True)
-def portuguese(monkeypatch):
-    monkeypatch.setenv("LABKIT_LANG", "pt_BR")
-    i18n.reset()
-    yield
-    i18n.reset()
+pytestmark = pytest.mark.usefixtures("portuguese")
 
 
 # ---------------------------------------------------------------- verdicts
