@@ -99,8 +99,9 @@ def _make_devices(root_fd: int, devices: list[dict]) -> None:
             os.close(dir_fd)
 
 
-def _mount_cgroups(root_fd: int) -> None:
-    """The container's own cgroup, read-only at ``/sys/fs/cgroup``, as Docker does.
+def _mount_cgroups(root_fd: int, writable: bool = False) -> None:
+    """The container's own cgroup, read-only at ``/sys/fs/cgroup``, as Docker does
+    (``writable``: ``--privileged``, where Docker mounts it read-write).
 
     The process joined its cgroup and then made a cgroup namespace, so a cgroup file
     system mounted now has that cgroup as its root: the container reads its own limits
@@ -112,7 +113,7 @@ def _mount_cgroups(root_fd: int) -> None:
     from ..kernel.cgroups import backend
     from ..kernel.cgroups.mountinfo import layout
 
-    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    flags = (0 if writable else MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC
     cgroups = backend()
     if cgroups.version == "v2":
         _mount_on(root_fd, "/sys/fs/cgroup", "cgroup2", "cgroup2", flags)
@@ -136,7 +137,8 @@ def _mount_cgroups(root_fd: int) -> None:
                     os.symlink(name, f"{base}/{ctrl}")  # cpu -> cpu,cpuacct, as systemd does
     finally:
         os.close(fd)
-    _remount_readonly(root_fd, "/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if not writable:
+        _remount_readonly(root_fd, "/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def _remount_readonly(root_fd: int, path: str, extra: int = 0) -> None:
@@ -215,7 +217,7 @@ def build(spec: dict) -> None:
         privileged = bool(spec.get("privileged"))  # --privileged: /sys writable, nothing masked
         _mount_on(root_fd, "/sys", "sysfs", "sysfs", (0 if privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV
                   | MS_NOEXEC)
-        _mount_cgroups(root_fd)
+        _mount_cgroups(root_fd, writable=privileged)
         _mount_dev(root_fd)
         _make_devices(root_fd, spec.get("devices", ()))
         if not privileged:

@@ -68,3 +68,22 @@ def test_cli_warns_loudly_in_pt_br_and_inspect_and_exec_show_it():
         assert cli("rm", "-f", cid).returncode == 0
     r = cli("run", "--rm", "--privileged", "busybox", "true", lang="en")
     assert "ATTENTION: --privileged turns off the container's protections" in r.stderr
+
+
+# The container's own cgroup: read-write under --privileged (Docker mounts it rw), read-only
+# otherwise. A child cgroup made and removed from inside proves it on v1 (the pids hierarchy,
+# which labkit always uses) and on v2 (the one cgroup2 mount).
+CGROUP_PROBE = ("d=/sys/fs/cgroup; [ -d $d/pids ] && d=$d/pids; "
+                "grep -E ' /sys/fs/cgroup(/[a-z,_]+)? ' /proc/self/mountinfo | grep -c ' ro,'; "
+                "if mkdir $d/lk-child 2>/dev/null; then rmdir $d/lk-child && echo mkdir=ok; "
+                "else echo mkdir=refused; fi")
+
+
+def test_privileged_cgroup_is_writable_default_is_not():
+    priv = labkit.run("busybox", ["sh", "-c", CGROUP_PROBE], privileged=True)
+    default = labkit.run("busybox", ["sh", "-c", CGROUP_PROBE])
+    print("privileged:", priv.stdout, priv.stderr, "default:", default.stdout, default.stderr)
+    assert priv.exit_code == 0 and default.exit_code == 0
+    assert priv.stdout.split() == ["0", "mkdir=ok"]
+    ro_mounts, result = default.stdout.split()
+    assert int(ro_mounts) >= 1 and result == "mkdir=refused"
