@@ -29,7 +29,7 @@ VERBS = {
     **dict.fromkeys(("image", "build", "history", "diff", "commit"), ("images", "build")),
     **dict.fromkeys(("pull", "push", "login", "logout"), ("registry",)),
     **dict.fromkeys(("stats", "update"), ("slices",)),
-    "doctor": ("system",),
+    "doctor": ("system",), "system": ("system",),
     "vm": ("vm",),
     "network": ("network",), "port": ("network",),
 }

@@ -37,5 +37,48 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if doctor.essentials_ok(checks) else 1
 
 
+def _register_system(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("system", help=_("Manage labkit's store"),
+                       description=_("Manage labkit's store (as docker system)."))
+    verbs = p.add_subparsers(dest="system_command", metavar=_("COMMAND"))
+    c = verbs.add_parser(
+        "check",
+        help=_("Check every blob of the image store against its digest"),
+        description=_(
+            "Hash every blob of the image store and compare it with its name, follow every "
+            "reference from index.json and its manifests (the blob must exist, with the size "
+            "the descriptor says), and look for what a killed process left behind. "
+            "Exit status 1 when a problem is found."),
+    )
+    c.add_argument("--fix", action="store_true",
+                   help=_("Remove partial, orphan and corrupt files (a missing blob needs a new pull)"))
+    c.set_defaults(func=_system_check)
+    p.set_defaults(func=lambda _args: p.print_help() or 125)
+
+
+def _system_check(args: argparse.Namespace) -> int:
+    from ..images.check import check
+    from ..images.store import Store
+
+    store = Store()
+    problems = check(store, fix=args.fix)
+    labels = {"corrupt": _("corrupt"), "size": _("wrong size"), "missing": _("missing"),
+              "unreadable": _("unreadable"), "partial": _("partial"), "orphan": _("orphan"),
+              "busy": _("note")}
+    for p in problems:
+        line = f"[{labels.get(p.kind, p.kind)}] {p.message}"
+        if p.fixed:
+            line += " " + _("(removed)")
+        print(line)
+    real = [p for p in problems if p.kind != "busy"]
+    blobs = sum(1 for _e in store.layout.blobs.iterdir()) if store.layout.blobs.is_dir() else 0
+    if not real:
+        print(_("store OK: %(n)d blobs checked") % {"n": blobs})
+        return 0
+    print(_("%(n)d problems found, %(fixed)d fixed") % {"n": len(real), "fixed": sum(p.fixed for p in real)})
+    return 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     _register_doctor(sub)
+    _register_system(sub)

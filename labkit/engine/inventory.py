@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import sys
 import traceback
 
 from ..errors import NotFound
@@ -46,6 +47,18 @@ class Inventory:
         # cgroups of this home that no container owns: a killed engine's spare, a half-made start
         self._remove_parent_cgroups(self._inventory_ids())
         self.recover_networks()
+        self.recover_store()
+
+    def recover_store(self) -> None:
+        """A pull, a build or an unpack killed half-way left files: remove them (not hashed:
+        ``labkit system check`` does that)."""
+        from ..images import check
+
+        try:
+            for problem in check.recover(self.store):
+                print(f"store: {problem.kind} {problem.path} fixed={problem.fixed}", file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - a store it cannot read must not stop the containers' engine
+            traceback.print_exc()
 
     def op_prune(self, msg, fds, conn):
         removed = []

@@ -15,10 +15,10 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
+
+from .tempfiles import abandoned, is_temporary, temp_file
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -59,7 +59,7 @@ def atomic_file(path: Path, *, sync: bool = True, prefix: str = ".tmp-") -> Iter
     ``sync`` waits for the data to reach the disk before the rename (the store's
     index and blobs); a file a person asked for (``labkit save``) does without.
     """
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    fd, tmp = temp_file(path.parent, prefix)  # locked while written: see tempfiles.py
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -171,7 +171,7 @@ class Layout:
         self.blobs.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.blobs)
+        fd, tmp = temp_file(self.blobs)
         try:
             with os.fdopen(fd, "wb") as f:
                 while True:
@@ -293,12 +293,11 @@ class Layout:
             keep = self.referenced()
             if not self.blobs.is_dir():
                 return removed
-            stale = time.time() - 3600
             for entry in os.scandir(self.blobs):
-                if entry.name.startswith(".tmp-"):
-                    # a writer killed half-way leaves its temporary file; live ones are young
-                    with contextlib.suppress(OSError):
-                        if entry.stat().st_mtime < stale:
+                if is_temporary(entry.name):
+                    # a writer killed half-way leaves its temporary file; a live one holds its lock
+                    if abandoned(entry.path):
+                        with contextlib.suppress(OSError):
                             os.unlink(entry.path)
                     continue
                 digest = "sha256:" + entry.name
@@ -314,7 +313,7 @@ class BlobWriter:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", dir=layout.blobs)
+        fd, self.tmp = temp_file(layout.blobs)
         self.file = os.fdopen(fd, "wb")
         self._h = hashlib.sha256()
         self.size = 0

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import IO
 
 from ..errors import LabkitError
 from ..i18n import _
+from .integrity import extract_verified
 from .layout import MT_LAYER, atomic_write
+from .tempfiles import temp_dir
 
 
 class LayerFiles:
@@ -72,10 +73,12 @@ class LayerFiles:
         from . import layers
 
         self.layers_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name[:12]}-", dir=self.layers_root))
+        # locked while unpacked: a killed unpack is found and removed (tempfiles.py)
+        lock, tmp_name = temp_dir(self.layers_root, prefix=f".tmp-{final.name[:12]}-")
+        tmp = Path(tmp_name)
         try:
             with self.layout.open_blob(desc["digest"]) as f:
-                report = layers.extract(f, tmp, expect_diff_id=diff_id)
+                report = extract_verified(f, tmp, desc, diff_id)
             os.chmod(tmp, 0o755)
             self.remember_size(diff_id, report.size)
             try:
@@ -91,6 +94,8 @@ class LayerFiles:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            os.close(lock)
         return final
 
     def remember_size(self, diff_id: str, size: int) -> None:

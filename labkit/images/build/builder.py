@@ -15,7 +15,6 @@ import contextlib
 import copy
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from ...i18n import _
 from .. import dockerfile as dfmod
 from ..dockerfile import Instruction, expand_word, expand_words
 from ..dockerignore import DockerIgnore
+from ..tempfiles import SCRATCH_PREFIX, temp_dir
 from .cache import BuildCache, chain_key
 from .instructions import HANDLERS
 from .state import GZIP_LEVEL, PREDEFINED_ARGS, Progress, State, created, end_dates, note_input, scratch_config, start_dates
@@ -80,7 +80,9 @@ class Builder:
         # on the store's filesystem: a RUN's upper dir is renamed into layers/, never copied
         tmp_root = self.store.home / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix="build-", dir=tmp_root))
+        # locked while the build runs: a killed build's scratch is found and removed (tempfiles.py)
+        self._tmp_lock, tmp = temp_dir(tmp_root, prefix=SCRATCH_PREFIX)
+        self.tmp = Path(tmp)
 
     # ---- helpers
     def say(self, text: str) -> None:
@@ -131,6 +133,8 @@ class Builder:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._tmp_lock)
         if not self.temp_images:
             return
         temp = {d["digest"] for d in self.temp_images}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ...errors import LabkitError
 from ...i18n import _
 from ..dockerfile import Instruction
+from ..tempfiles import SCRATCH_ANNOTATION
 from .cache import chain_key
 from .state import GZIP_LEVEL, State, clamp_mtimes
 
@@ -107,6 +108,8 @@ def _clean_upper(b: Builder, state: State, upper: Path) -> None:
 def _temp_image(b: Builder, state: State) -> str:
     """An untagged image of the state so far, for the build container (removed at the end)."""
     cfg = copy.deepcopy(state.config)
-    img = b.store.write_image(cfg, state.layers, None)
+    # named after the build's scratch directory: if the build is killed, the store check
+    # (labkit/images/check.py) sees that directory abandoned and drops this image
+    img = b.store.write_image(cfg, state.layers, None, annotations={SCRATCH_ANNOTATION: b.tmp.name})
     b.temp_images.append(img.descriptor)
     return img.digest

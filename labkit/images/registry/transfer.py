@@ -1,6 +1,7 @@
 """Moving an image between a registry and an OCI layout, blob by blob, each checked."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -8,6 +9,9 @@ from typing import Callable, Iterator
 
 from ...errors import NotFound
 from ...i18n import _
+from ..integrity import verify_blob
+from ..layout import atomic_write
+from ..tempfiles import PART_SUFFIX, temp_file
 from .client import RegistryClient, RegistryError
 from .names import INDEX_TYPES, MT_DOCKER_MANIFEST, MT_OCI_MANIFEST, Reference, api_repository
 
@@ -34,6 +38,8 @@ def push_layout(client: RegistryClient, layout: Path, manifest_digest: str, ref:
     """
     repo = api_repository(ref)
     manifest_bytes = _blob_path(layout, manifest_digest).read_bytes()
+    if "sha256:" + hashlib.sha256(manifest_bytes).hexdigest() != manifest_digest:
+        verify_blob(_blob_path(layout, manifest_digest), manifest_digest)  # raises, in pt-BR
     manifest = json.loads(manifest_bytes)
     media_type = manifest.get("mediaType", MT_OCI_MANIFEST)
     descs = [manifest["config"], *manifest.get("layers", [])]
@@ -46,6 +52,8 @@ def push_layout(client: RegistryClient, layout: Path, manifest_digest: str, ref:
             if out:
                 out(_("%(id)s: already in the registry") % {"id": short})
             continue
+        # a corrupt blob is refused here, before a byte leaves (the registry would refuse it after)
+        verify_blob(_blob_path(layout, digest), digest, desc.get("size"))
         client.upload_blob(repo, digest, _blob_path(layout, digest), chunk_size=chunk_size)
         pushed += 1
         if out:
@@ -85,23 +93,25 @@ def pull_into_layout(client: RegistryClient, layout: Path, ref: Reference, *,
                 out(_("%(id)s: already here") % {"id": short})
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        # locked while it downloads: after a kill -9 the next engine removes it (tempfiles.py)
+        fd, tmp = temp_file(dest.parent, prefix=f".{dest.name[:12]}-", suffix=PART_SUFFIX)
         try:
-            with open(tmp, "wb") as fh:
+            with os.fdopen(fd, "wb") as fh:
                 client.fetch_blob(repo, d, fh)
-            os.replace(tmp, dest)
+                fh.flush()
+                os.fsync(fh.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dest)
         finally:
-            if tmp.exists():
-                tmp.unlink()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         fetched += 1
         if out:
             out(_("%(id)s: downloaded (%(size)s)") % {"id": short, "size": human_size(desc.get("size", 0))})
     mpath = _blob_path(layout, digest)
     if not mpath.exists():
         mpath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, mpath)
+        atomic_write(mpath, data)
     return digest, data, fetched
 
 
