@@ -57,20 +57,20 @@ def _register_system(sub: argparse._SubParsersAction) -> None:
 
 
 def _system_check(args: argparse.Namespace) -> int:
-    from ..images.check import check
+    from ..images.check import NOT_PROBLEMS, check
     from ..images.store import Store
 
     store = Store()
     problems = check(store, fix=args.fix)
     labels = {"corrupt": _("corrupt"), "size": _("wrong size"), "missing": _("missing"),
-              "unreadable": _("unreadable"), "partial": _("partial"), "orphan": _("orphan"),
+              "unreadable": _("unreadable"), "partial": _("partial"), "orphan": _("unused"),
               "busy": _("note")}
     for p in problems:
         line = f"[{labels.get(p.kind, p.kind)}] {p.message}"
         if p.fixed:
             line += " " + _("(removed)")
         print(line)
-    real = [p for p in problems if p.kind != "busy"]
+    real = [p for p in problems if p.kind not in NOT_PROBLEMS]
     blobs = sum(1 for _e in store.layout.blobs.iterdir()) if store.layout.blobs.is_dir() else 0
     if not real:
         print(_("store OK: %(n)d blobs checked") % {"n": blobs})

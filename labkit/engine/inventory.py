@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import sys
 import traceback
 
@@ -59,6 +60,18 @@ class Inventory:
                 print(f"store: {problem.kind} {problem.path} fixed={problem.fixed}", file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001 - a store it cannot read must not stop the containers' engine
             traceback.print_exc()
+        # a RUN step's container whose build was killed: nobody will read its result
+        from ..images.tempfiles import build_is_gone
+
+        for rec in list(self.records.values()):
+            if not build_is_gone(self.home, rec.name or ""):
+                continue
+            print(f"store: removing the container of a killed build: {rec.name}", file=sys.stderr, flush=True)
+            if rec.running:
+                rec.data["HostConfig"]["AutoRemove"] = True  # removed when reaped
+                self._signal(rec, signal.SIGKILL)
+            else:
+                self._delete(rec)
 
     def op_prune(self, msg, fds, conn):
         removed = []

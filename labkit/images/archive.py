@@ -29,6 +29,7 @@ from ..errors import LabkitError
 from ..i18n import _
 from . import layers as _layers
 from . import refs as _refs
+from .tempfiles import disk_full_is_an_error
 from .layout import (
     INDEX_TYPES, MANIFEST_TYPES, MT_CONFIG, MT_LAYER, MT_MANIFEST, OCI_LAYOUT, REF_NAME,
     DigestMismatch, atomic_file, canonical_json, split_digest,
@@ -69,7 +70,7 @@ def save(refs: str | Iterable[str], path: str | os.PathLike | IO[bytes] | None,
         writer(store, images, path)  # type: ignore[arg-type]
         return
     path = Path(path)  # type: ignore[arg-type]
-    with atomic_file(path, sync=False, prefix=f".{path.name}.") as f:
+    with disk_full_is_an_error(str(path)), atomic_file(path, sync=False, prefix=f".{path.name}.") as f:
         writer(store, images, f)
 
 

@@ -30,6 +30,7 @@ TEMP_PREFIX = ".tmp-"
 NEW_PREFIX = ".new-"
 PART_SUFFIX = ".part"
 SCRATCH_PREFIX = "build-"  # $LABKIT_HOME/tmp/build-*: a build's scratch directory
+BUILD_CONTAINER_PREFIX = "labkit-build-"  # + the scratch's suffix + a random part
 SCRATCH_ANNOTATION = "org.labkit.build.scratch"  # on a RUN step's temporary image: its build's scratch
 STALE_SECONDS = 3600  # a ``.new-`` file this old lost its writer between create and lock
 
@@ -71,6 +72,20 @@ def temp_dir(directory: Path | str, prefix: str = TEMP_PREFIX) -> tuple[int, str
             os.rmdir(staging)
         raise
     return fd, path
+
+
+def build_container_name(scratch: Path) -> str:
+    """The name of a RUN step's container: it says which build (scratch directory) runs it."""
+    return f"{BUILD_CONTAINER_PREFIX}{scratch.name[len(SCRATCH_PREFIX):]}-{os.urandom(3).hex()}"
+
+
+def build_is_gone(home: Path, container_name: str) -> bool:
+    """True for a RUN step's container whose build was killed (its scratch is abandoned)."""
+    if not container_name.startswith(BUILD_CONTAINER_PREFIX):
+        return False
+    suffix = container_name[len(BUILD_CONTAINER_PREFIX):].rsplit("-", 1)[0]
+    scratch = home / "tmp" / (SCRATCH_PREFIX + suffix)
+    return not scratch.exists() or abandoned(scratch)
 
 
 def is_temporary(name: str) -> bool:

@@ -25,7 +25,7 @@ from ...i18n import _
 from .. import dockerfile as dfmod
 from ..dockerfile import Instruction, expand_word, expand_words
 from ..dockerignore import DockerIgnore
-from ..tempfiles import SCRATCH_PREFIX, temp_dir
+from ..tempfiles import SCRATCH_PREFIX, disk_full_is_an_error, temp_dir
 from .cache import BuildCache, chain_key
 from .instructions import HANDLERS
 from .state import GZIP_LEVEL, PREDEFINED_ARGS, Progress, State, created, end_dates, note_input, scratch_config, start_dates
@@ -114,7 +114,7 @@ class Builder:
         dates = start_dates(self.dockerfile_mtime)
         try:
             self.store.layout.ensure()
-            with self.store.layout.writing():
+            with disk_full_is_an_error(_("the image's layers")), self.store.layout.writing():
                 state = None
                 for stage in stages:
                     state = self.build_stage(stage)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ...errors import LabkitError
 from ...i18n import _
 from ..dockerfile import Instruction
-from ..tempfiles import SCRATCH_ANNOTATION
+from ..tempfiles import SCRATCH_ANNOTATION, build_container_name
 from .cache import chain_key
 from .state import GZIP_LEVEL, State, clamp_mtimes
 
@@ -49,7 +49,7 @@ def run_step(b: Builder, state: State, instr: Instruction) -> None:
     elif b.network == "host" and not getattr(b, "_warned_network", False):
         b.warned_network = True
         b.say(_("[Warning] --network host is not supported by the runtime yet: RUN has no network"))
-    name = f"labkit-build-{os.urandom(6).hex()}"
+    name = build_container_name(b.tmp)  # names its build: found if the build is killed
     container = None
     try:
         result = api.run(image_ref, argv, name=name, **run_kwargs)

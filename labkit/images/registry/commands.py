@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ...errors import LabkitError
 from ...i18n import _
+from ..tempfiles import disk_full_is_an_error
 from .auth import save_credentials
 from .client import RegistryClient
 from .names import MT_OCI_MANIFEST, Reference, api_host, api_repository, parse_reference
@@ -56,7 +57,7 @@ def pull(name: str, *, store=None, out=None, username: str | None = None, passwo
         if say:
             say(_("Pulling %(name)s from %(host)s") % {"name": name, "host": client.host})
         store.layout.ensure()
-        with store.layout.writing():
+        with disk_full_is_an_error(_("the image's layers")), store.layout.writing():
             digest, data, fetched = pull_into_layout(client, store.layout.root, ref, out=say)
             doc = json.loads(data)
             desc = {"mediaType": doc.get("mediaType", MT_OCI_MANIFEST), "digest": digest, "size": len(data)}
