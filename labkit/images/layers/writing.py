@@ -141,18 +141,24 @@ def write_tar(entries: Iterable[Entry], out: IO[bytes] | str | os.PathLike, *,
     else:
         raise ValueError(f"unsupported compression {compress!r}")
     tf = tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
-    for e in entries:
-        ti = e.info
-        ti.uname = ti.gname = ""
-        if e.data is not None:
-            ti.size = len(e.data)
-            tf.addfile(ti, io.BytesIO(e.data))
-        elif e.path is not None and ti.type == tarfile.REGTYPE:
-            fd = os.open(e.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as f:
-                tf.addfile(ti, f)
-        else:
-            tf.addfile(ti)
+    try:
+        for e in entries:
+            ti = e.info
+            ti.uname = ti.gname = ""
+            if e.data is not None:
+                ti.size = len(e.data)
+                tf.addfile(ti, io.BytesIO(e.data))
+            elif e.path is not None and ti.type == tarfile.REGTYPE:
+                fd = os.open(e.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as f:
+                    tf.addfile(ti, f)
+            else:
+                tf.addfile(ti)
+    except BaseException:
+        # a failed write (a full disk): the stream must not flush into the aborted blob later,
+        # from the garbage collector (tarfile's _Stream.__del__ writes its buffer)
+        tf.closed = tf.fileobj.closed = True  # type: ignore[attr-defined]
+        raise
     tf.close()
     if gz is not None:
         gz.close()
