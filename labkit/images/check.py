@@ -224,3 +224,12 @@ def recover(store) -> list[Problem]:
     c.leftovers()
     c.dead_build_images()
     return c.problems
+
+
+def system_check(fix: bool = False, home: Path | None = None) -> list[Problem]:
+    """``labkit system check [--fix]`` as a function: the problems of the store of ``home``
+    (``Problem.kind``, ``.path``, ``.message`` in pt-BR, ``.fixed``); kinds in
+    :data:`NOT_PROBLEMS` are notes."""
+    from .store import Store
+
+    return check(Store(home), fix=fix)
