@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import time
 from typing import Callable
 
 from .. import paths
@@ -19,7 +18,8 @@ from ..i18n import _
 from . import refs as _refs
 from .image import HEX
 from .layout import REF_NAME
-STALE_TMP_SECONDS = 3600  # temporary files older than this belong to a dead process
+from .tempfiles import abandoned, is_temporary
+STALE_TMP_SECONDS = 3600  # kept for callers; a temporary file is now judged by its lock (tempfiles.py)
 
 
 class Removal:
@@ -155,12 +155,10 @@ class Removal:
             except (OSError, ValueError, KeyError):
                 continue
         used = self._in_use()
-        stale = time.time() - STALE_TMP_SECONDS
         for entry in os.scandir(self.layers_root):
-            if entry.name.startswith(".tmp-"):  # an unpack killed half-way (kill -9, power loss)
-                with contextlib.suppress(OSError):
-                    if entry.stat(follow_symlinks=False).st_mtime < stale:
-                        shutil.rmtree(entry.path, ignore_errors=True)
+            if is_temporary(entry.name):  # an unpack killed half-way (kill -9, power loss)
+                if abandoned(entry.path):  # its writer's lock is free: see tempfiles.py
+                    shutil.rmtree(entry.path, ignore_errors=True)
                 continue
             if len(entry.name) == 64 and HEX.match(entry.name) and entry.name not in wanted | used:
                 shutil.rmtree(entry.path, ignore_errors=True)
