@@ -16,7 +16,7 @@ from ..errors import LabkitError
 from ..i18n import _
 from .integrity import extract_verified
 from .layout import MT_LAYER, atomic_write
-from .tempfiles import temp_dir
+from .tempfiles import disk_full_is_an_error, temp_dir
 
 
 class LayerFiles:
@@ -77,7 +77,7 @@ class LayerFiles:
         lock, tmp_name = temp_dir(self.layers_root, prefix=f".tmp-{final.name[:12]}-")
         tmp = Path(tmp_name)
         try:
-            with self.layout.open_blob(desc["digest"]) as f:
+            with disk_full_is_an_error(_("the image's layers")), self.layout.open_blob(desc["digest"]) as f:
                 report = extract_verified(f, tmp, desc, diff_id)
             os.chmod(tmp, 0o755)
             self.remember_size(diff_id, report.size)

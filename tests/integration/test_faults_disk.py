@@ -108,3 +108,28 @@ def test_disk_full_during_a_pull(full_home, tmp_path):
         _consistent_and_busybox_runs(full_home)
     finally:
         registry.stop()
+
+
+def test_disk_full_while_a_run_unpacks_the_image(full_home, tmp_path):
+    """A small blob (zeros compress well) whose unpacked layer does not fit: `run` fails
+    cleanly, the half-unpacked layer is gone, the container is not left created."""
+    from labkit.images.build import build
+    from labkit_cli import cli
+
+    ctx = tmp_path / "zeros"
+    ctx.mkdir()
+    with open(ctx / "zeros.bin", "wb") as f:
+        f.truncate(BIG_MIB << 20)
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY zeros.bin /zeros.bin\n")
+    build(ctx, "lab/zeros:v1", quiet=True)  # in the session's home
+    archive = tmp_path / "zeros.tar"
+    assert cli("save", "-o", str(archive), "lab/zeros:v1").returncode == 0
+    assert cli("rmi", "lab/zeros:v1").returncode == 0
+    r = full_home.cli("load", "-i", str(archive))
+    assert r.returncode == 0, r.stderr  # the blobs fit: about 40 KiB
+    r = full_home.cli("run", "--rm", "lab/zeros:v1", "true")
+    print(r.returncode, r.stdout, r.stderr)
+    assert r.returncode == 125
+    assert "sem espaço em disco ao gravar as camadas da imagem" in r.stderr
+    assert full_home.cli("ps", "-a", "-q").stdout.strip() == ""
+    _consistent_and_busybox_runs(full_home)
