@@ -53,6 +53,10 @@ def _register_system(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--fix", action="store_true",
                    help=_("Remove partial, orphan and corrupt files (a missing blob needs a new pull)"))
     c.set_defaults(func=_system_check)
+    d = verbs.add_parser("df", help=_("Show labkit's disk usage"),
+                         description=_("Show what images, containers and the build cache take on disk "
+                                       "(as docker system df)."))
+    d.set_defaults(func=_system_df)
     p.set_defaults(func=lambda _args: p.print_help() or 125)
 
 
@@ -77,6 +81,26 @@ def _system_check(args: argparse.Namespace) -> int:
         return 0
     print(_("%(n)d problems found, %(fixed)d fixed") % {"n": len(real), "fixed": sum(p.fixed for p in real)})
     return 1
+
+
+def _system_df(args: argparse.Namespace) -> int:
+    import labkit
+
+    from ..images.store import Store
+    from ..images.usage import disk_usage
+    from .images import human_size
+
+    ctrs = [(c.attrs["Image"], c.status == "running", c.upper_dir) for c in labkit.containers(all=True)]
+    names = {"images": _("Images"), "containers": _("Containers"), "build-cache": _("Build Cache")}
+    rows = [(_("TYPE"), _("TOTAL"), _("ACTIVE"), _("SIZE"), _("RECLAIMABLE"))]
+    for u in disk_usage(Store(), ctrs):
+        share = f" ({u.reclaimable * 100 // u.size}%)" if u.size else ""
+        rows.append((names[u.kind], str(u.total), str(u.active), human_size(u.size),
+                     human_size(u.reclaimable) + share))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -283,3 +283,23 @@ def test_a_corrupted_blob_is_refused_before_push(home, registry):
     # nothing of it reached the registry
     data = Path(registry.root) / "data"
     assert not list(data.rglob(layer.name))
+
+
+def test_system_df_counts_images_containers_and_the_build_cache(home):
+    assert home.cli("run", "-d", "--name", "ativo", "busybox", "sleep", "300").returncode == 0
+    r = home.cli("run", "--name", "parado", "busybox", "sh", "-c", "head -c 200000 /dev/zero > /x")
+    assert r.returncode == 0, r.stderr
+    orphan = os.urandom(5000)  # a blob nothing references: the build cache
+    blobs = home.path / "images" / "blobs" / "sha256"
+    (blobs / hashlib.sha256(orphan).hexdigest()).write_bytes(orphan)
+    r = home.cli("system", "df")
+    print(r.stdout)
+    assert r.returncode == 0
+    import re
+
+    table = [re.split(r"\s{2,}", line.strip()) for line in r.stdout.splitlines()]
+    assert table[0] == ["TIPO", "TOTAL", "ATIVOS", "TAMANHO", "RECUPERÁVEL"]
+    rows = {row[0]: row[1:] for row in table[1:]}
+    assert rows["Imagens"][:2] == ["1", "1"] and rows["Imagens"][3] == "0B (0%)"  # busybox, in use
+    assert rows["Contêineres"] == ["2", "1", "200kB", "200kB (100%)"]  # the stopped one's /x
+    assert rows["Cache de build"] == ["1", "0", "5kB", "5kB (100%)"]
