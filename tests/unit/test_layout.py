@@ -309,19 +309,27 @@ def test_load_gzipped_and_docker25_style_archives(tmp_path):
 
 
 def test_gc_removes_stale_temporaries(home):
+    """A temporary file or directory no live writer holds (its flock is free: the writer was
+    killed) goes, whatever its age; one a writer holds stays (labkit/images/tempfiles.py)."""
+    from labkit.images import tempfiles
+
     s = Store()
     s.resolve("busybox").layer_dirs()
-    old = 1_000_000_000
     dead_dir = home / "layers/.tmp-deadbeef-x"
     (dead_dir / "bin").mkdir(parents=True)
-    young_dir = home / "layers/.tmp-young-x"
-    young_dir.mkdir()
     dead_blob = home / "images/blobs/sha256/.tmp-dead"
     dead_blob.write_bytes(b"half")
-    os.utime(dead_dir, (old, old))
-    os.utime(dead_blob, (old, old))
+    held_dir_fd, held_dir = tempfiles.temp_dir(home / "layers", prefix=".tmp-young-")
+    held_blob_fd, held_blob = tempfiles.temp_file(home / "images/blobs/sha256")
+    try:
+        s.gc()
+        assert not dead_dir.exists() and not dead_blob.exists()
+        assert os.path.isdir(held_dir) and os.path.isfile(held_blob)
+    finally:
+        os.close(held_dir_fd)
+        os.close(held_blob_fd)
     s.gc()
-    assert not dead_dir.exists() and not dead_blob.exists() and young_dir.exists()
+    assert not os.path.exists(held_dir) and not os.path.exists(held_blob)
     assert len([p for p in (home / "layers").iterdir() if not p.name.startswith(".")]) == 1
 
 
