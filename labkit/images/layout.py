@@ -66,8 +66,8 @@ def atomic_file(path: Path, *, sync: bool = True, prefix: str = ".tmp-") -> Iter
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)  # before the close: the lock covers the whole life of the name
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -183,11 +183,11 @@ class Layout:
                     f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
-            digest = "sha256:" + h.hexdigest()
-            if expect is not None and expect != digest:
-                raise DigestMismatch(f"expected {expect}, got {digest}")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.blob_path(digest))
+                digest = "sha256:" + h.hexdigest()
+                if expect is not None and expect != digest:
+                    raise DigestMismatch(f"expected {expect}, got {digest}")
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.blob_path(digest))  # before the close, as atomic_file
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -330,10 +330,10 @@ class BlobWriter:
     def commit(self) -> dict:
         self.file.flush()
         os.fsync(self.file.fileno())
-        self.file.close()
         digest = "sha256:" + self._h.hexdigest()
         os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.layout.blob_path(digest))
+        os.replace(self.tmp, self.layout.blob_path(digest))  # before the close, as atomic_file
+        self.file.close()
         self.descriptor = {"digest": digest, "size": self.size}
         return self.descriptor
 

@@ -10,7 +10,9 @@ lock; if it can, nobody is writing and the file may go.
 
 The lock is taken before the file gets its ``.tmp-`` name (created as ``.new-``, locked,
 renamed): a checker never sees a ``.tmp-`` file in the moment between its creation and
-its lock. A ``.new-`` file is abandoned only when it is older than an hour.
+its lock. A ``.new-`` file is abandoned only when it is older than an hour. At the other
+end, a writer renames its file to the final name *before* it closes it (and so drops the
+lock), for the same reason.
 """
 from __future__ import annotations
 
