@@ -72,7 +72,12 @@ class OtherHome:
         if client.is_running(self.path):
             for c in labkit.containers(all=True, home=self.path):
                 c.remove(force=True)
+            ping = client.request({"op": "ping"}, home=self.path)
+            pids = [ping["pid"], (ping.get("spare") or {}).get("pid")]
             labkit.engine_stop(home=self.path)
+            # the socket goes first; the engine and its spare still hold files of the home
+            for pid in filter(None, pids):
+                assert wait_until(lambda: not alive(pid)), f"engine process {pid} of {self.path} stays"
         if remove:
             shutil.rmtree(self.path, ignore_errors=True)
 
