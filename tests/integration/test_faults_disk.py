@@ -33,9 +33,11 @@ def full_home(tmp_path):
         assert r.returncode == 0 and r.stdout == "antes\n", r.stderr
         yield home
     finally:
-        home.close(remove=False)
-        subprocess.run(["umount", str(home.path)], check=True)
-        os.rmdir(home.path)
+        try:
+            home.close(remove=False)
+        finally:
+            subprocess.run(["umount", str(home.path)], check=True)
+            os.rmdir(home.path)
 
 
 def _consistent_and_busybox_runs(home: OtherHome) -> None:
