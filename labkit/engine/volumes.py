@@ -196,14 +196,16 @@ class Volumes:
         rec.data["Mounts"] = mounts
         host = rec.data["HostConfig"]
         host["Binds"] = [_bind_text(m) for m in cfg.get("volumes") or []
-                         if isinstance(m, dict) and m.get("origin") == "v"] or None
+                         if isinstance(m, dict) and m.get("origin") == "v" and not m.get("anonymous")] or None
         host["Mounts"] = [{"Type": m["type"], "Source": m.get("name", m["source"]), "Target": m["target"],
                            "ReadOnly": m["readonly"]} for m in cfg.get("volumes") or []
                           if isinstance(m, dict) and m.get("origin") == "mount"] or None
         host["Tmpfs"] = {m["target"]: m["options"] for m in cfg.get("volumes") or []
                          if isinstance(m, dict) and m.get("mode") == "tmpfs"} or None
         host["VolumesFrom"] = list(cfg.get("volumes_from") or []) or None
-        rec.data["Config"]["Volumes"] = {p: {} for p in (cfg.get("_image_volumes") or [])} or None
+        anonymous = [m["target"] for m in cfg.get("volumes") or [] if isinstance(m, dict) and m.get("origin") == "v"
+                     and m.get("anonymous")]  # `-v /path`: Docker lists it with the image's VOLUMEs
+        rec.data["Config"]["Volumes"] = {p: {} for p in [*(cfg.get("_image_volumes") or []), *anonymous]} or None
 
     def _volumes_release(self, rec: Record) -> None:
         """The container goes: its anonymous volumes with it when it was ``--rm`` or
