@@ -102,8 +102,7 @@ def parse_volume(spec: str | tuple | list) -> dict:
             raise LabkitError(_("invalid volume specification: %(spec)s (nocopy is for volumes, "
                                 "not for host directories)") % {"spec": spec})
         return _mount("bind", _bind_source(src), target, readonly, mode=mode)
-    return _mount("volume", check_volume_name(src), target, readonly, nocopy="nocopy" in words,
-                  mode=mode or "z")
+    return _mount("volume", check_volume_name(src), target, readonly, nocopy="nocopy" in words, mode=mode)
 
 
 def parse_mount(spec: str | dict) -> dict:

@@ -190,7 +190,9 @@ class Volumes:
             entry.update({"Source": m["source"], "Destination": m["target"]})
             if m["type"] == "volume":
                 entry["Driver"] = "local"
-            entry.update({"Mode": m.get("mode", ""), "RW": not m["readonly"],
+            mode = m.get("mode") or ("z" if m.get("origin") == "v" and m["type"] == "volume"
+                                     and not m.get("anonymous") else "")  # Docker's default for -v NAME:DST
+            entry.update({"Mode": mode, "RW": not m["readonly"],
                           "Propagation": "rprivate" if m["type"] == "bind" else ""})
             mounts.append(entry)
         rec.data["Mounts"] = mounts

@@ -14,7 +14,7 @@ def short(m: dict) -> tuple:
 
 def test_v_forms(tmp_path):
     assert short(parse_volume("dados:/var/lib/db")) == ("volume", "dados", "/var/lib/db", False)
-    assert parse_volume("dados:/d")["mode"] == "z"  # what Docker's inspect shows for -v NAME:DST
+    assert parse_volume("dados:/d:ro")["mode"] == "ro"  # as given: HostConfig.Binds shows it
     assert short(parse_volume("dados:/d:ro")) == ("volume", "dados", "/d", True)
     assert parse_volume("dados:/d:nocopy")["nocopy"] is True
     assert short(parse_volume("/anonimo")) == ("volume", "", "/anonimo", False)
