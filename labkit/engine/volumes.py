@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
-from ..volspec import check_volume_name, normalize, parse_tmpfs, parse_volumes_from
+from ..volspec import VOLUME_NAME, check_volume_name, normalize, parse_tmpfs, parse_volumes_from
 from .state import Record, now
 
 ANONYMOUS = "com.docker.volume.anonymous"  # Docker's label (23.0+): what `volume prune` removes
@@ -49,8 +49,7 @@ class Volumes:
                 "Mountpoint": str(self.vdir / name / "_data"), "Name": name, "Options": {}, "Scope": "local"}
 
     def _volume_get(self, name: str) -> dict:
-        doc = self._volume_doc(name) if isinstance(name, str) and "/" not in name and name not in (".", "..") \
-            else None
+        doc = self._volume_doc(name) if isinstance(name, str) and VOLUME_NAME.fullmatch(name) else None
         if doc is None:
             raise NotFound(_("no such volume: %(name)s") % {"name": name})
         return doc
@@ -88,6 +87,14 @@ class Volumes:
         victim = self.vdir / f".gone-{secrets.token_hex(8)}"
         os.rename(self.vdir / name, victim)  # gone from the list at once, then emptied
         shutil.rmtree(victim, ignore_errors=True)
+
+    def recover_volumes(self) -> None:
+        """What a killed engine left half-done: a volume being made or being removed.
+        Whole volumes, named or anonymous, are data: never touched here."""
+        if self.vdir.is_dir():
+            for entry in os.listdir(self.vdir):
+                if entry.startswith((".new-", ".gone-")):
+                    shutil.rmtree(self.vdir / entry, ignore_errors=True)
 
     # -- requests ----------------------------------------------------------------------
     def op_volume_create(self, msg, fds, conn):
