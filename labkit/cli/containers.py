@@ -385,7 +385,10 @@ def cmd_inspect(args) -> int:
             except (ImportError, AttributeError):
                 raise
             except NotFound:
-                raise NotFound(_("no such object: %(ref)s") % {"ref": ref}) from None
+                try:  # a volume, as `docker inspect` finds those too
+                    docs.append(client.request({"op": "volume_inspect", "name": ref})["volume"])
+                except NotFound:
+                    raise NotFound(_("no such object: %(ref)s") % {"ref": ref}) from None
     print(json.dumps(docs, indent=4, ensure_ascii=False))
     return 0
 

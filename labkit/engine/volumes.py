@@ -225,8 +225,18 @@ class Volumes:
             name = m.get("Name")
             if m.get("Type") == "volume" and name and not self._volume_users(name, but=rec.id):
                 doc = self._volume_doc(name)
-                if doc is not None and ANONYMOUS in doc["Labels"]:
+                if doc is not None and ANONYMOUS in doc["Labels"] and not self._used_on_disk(name, rec.id):
                     self._volume_delete(name)
+
+    def _used_on_disk(self, name: str, but: str) -> bool:
+        """A container not read back yet (recovery goes one directory at a time) may use it too."""
+        for entry in os.listdir(self.cdir) if self.cdir.is_dir() else ():
+            if entry != but and entry not in self.records:
+                other = Record.load(self.cdir / entry)
+                if other is not None and any(m.get("Type") == "volume" and m.get("Name") == name
+                                             for m in other.data.get("Mounts") or []):
+                    return True
+        return False
 
 
 def _bind_text(m: dict) -> str:

@@ -406,8 +406,13 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("args,text", BAD, ids=[" ".join(a) for a, _t in BAD])
-@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
+# each case attached (--rm); the ones refused by the engine rather than the client, detached too
+CASES = [(a, t, False) for a, t in BAD] + [(a, t, True) for a, t in BAD if a[0] in ("-v", "--volumes-from")
+                                            and t not in ("nome de volume inválido", "--volumes-from inválido")]
+
+
+@pytest.mark.parametrize("args,text,detach", CASES,
+                         ids=[("-d " if d else "--rm ") + " ".join(a) for a, _t, d in CASES])
 def test_bad_storage_is_refused_with_125_and_leaves_nothing(args, text, detach, labkit_home, container_dirs):
     home = os.path.realpath(labkit_home)
     args = [a.format(home=home, parent=os.path.dirname(home)) for a in args]
