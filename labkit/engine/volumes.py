@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
-from ..volspec import VOLUME_NAME, check_volume_name, normalize, parse_tmpfs, parse_volumes_from
+from ..volspec import VOLUME_NAME, check_volume_name, normalize, parse_mount, parse_tmpfs, parse_volumes_from
 from .state import Record, now
 
 ANONYMOUS = "com.docker.volume.anonymous"  # Docker's label (23.0+): what `volume prune` removes
@@ -143,8 +143,9 @@ class Volumes:
         use (listed in ``cfg["_volumes_made"]`` so a failed start removes them)."""
         made = cfg["_volumes_made"] = []  # the engine's own list, never the client's
         cfg["_image_volumes"] = sorted(icfg.get("Volumes") or {})
-        user = [{**normalize(m), "origin": origin} for origin, key in (("v", "volumes"), ("mount", "mounts"))
-                for m in cfg.get(key) or []]
+        # strings as typed (a compose file, a raw request) or the client's dicts, checked again
+        user = [{**normalize(m), "origin": "v"} for m in cfg.get("volumes") or []]
+        user += [{**parse_mount(m), "origin": "mount"} for m in cfg.get("mounts") or []]
         user += [{**m, "mode": "tmpfs"} for m in parse_tmpfs(cfg.get("tmpfs"))]
         seen: set[str] = set()
         for m in user:

@@ -531,3 +531,20 @@ def test_container_prune_and_engine_restarts_keep_named_volumes(named, vol_image
     names = {v.name for v in labkit.volumes()}
     assert name in names and anon not in names
     assert sh("cat /d/f", volumes=[f"{name}:/d"]).stdout == "guardado\n"
+
+
+def test_raw_run_request_with_strings_as_compose_sends_them(named, tmp_path):
+    """The run request's storage fields as typed (what a compose file holds): strings read by the
+    engine with the same rules as the CLI's."""
+    vol = named("pedido-cru")
+    reply = client.request({"op": "run", "config": {
+        "image": "busybox", "cmd": ["sleep", "300"], "detach": True,
+        "volumes": [f"{vol}:/v", f"{tmp_path}:/b:ro"], "mounts": [f"type=volume,source={vol},target=/m,readonly"],
+        "tmpfs": ["/t:size=1m"], "volumes_from": []}})
+    ctr = labkit.Container(reply["id"])
+    try:
+        by_dest = {m["Destination"]: (m["Type"], m.get("Name"), m["RW"]) for m in ctr.inspect()["Mounts"]}
+        assert by_dest == {"/v": ("volume", vol, True), "/b": ("bind", None, False), "/m": ("volume", vol, False)}
+        assert ctr.exec("grep -c ' /t tmpfs ' /proc/mounts").stdout.strip() == "1"
+    finally:
+        ctr.remove(force=True)
