@@ -548,3 +548,14 @@ def test_raw_run_request_with_strings_as_compose_sends_them(named, tmp_path):
         assert ctr.exec("grep -c ' /t tmpfs ' /proc/mounts").stdout.strip() == "1"
     finally:
         ctr.remove(force=True)
+
+
+def test_a_target_with_dot_dot_stays_in_the_container(named):
+    name = named("pontoponto")
+    marker = f"labkit-escape-{os.getpid()}"
+    r = sh(f"touch /{marker}/f && ls /{marker}", volumes=[f"{name}:/../../../{marker}"],
+           tmpfs=[f"/../../{marker}-t"])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split() == ["f"]
+    assert not Path("/", marker).exists() and not Path("/", f"{marker}-t").exists()
+    assert (labkit.get_volume(name).mountpoint / "f").exists()
