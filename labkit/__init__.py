@@ -22,6 +22,8 @@ _EXPORTS = {
     "history": "images.changes", "diff": "images.changes", "commit": "images.changes",
     "prune_images": "images.changes", "push": "images.registry", "pull": "images.registry",
     "system_check": "images.check",
+    "volume": "volumes_api", "volumes": "volumes_api", "Volume": "volumes_api", "get_volume": "volumes_api",
+    "prune_volumes": "volumes_api",
 }
 
 

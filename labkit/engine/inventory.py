@@ -48,6 +48,7 @@ class Inventory:
         # cgroups of this home that no container owns: a killed engine's spare, a half-made start
         self._remove_parent_cgroups(self._inventory_ids())
         self.recover_networks()
+        self.recover_volumes()  # half-made or half-removed volume directories only
         self.recover_store()
 
     def recover_store(self) -> None:
