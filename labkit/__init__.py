@@ -21,6 +21,7 @@ _EXPORTS = {
     "build": "images.build",
     "history": "images.changes", "diff": "images.changes", "commit": "images.changes",
     "prune_images": "images.changes", "push": "images.registry", "pull": "images.registry",
+    "create": "api",
 }
 
 

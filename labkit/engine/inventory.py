@@ -41,11 +41,12 @@ class Inventory:
                     self.pidfds[fd] = rec.id
                     self.sel.register(fd, selectors.EVENT_READ, ("pidfd", rec.id))
                     continue
-            if st["Status"] in ("running", "created"):
+            if st["Status"] in ("running", "created") and not self._is_created(rec):
                 self._finish(rec, None, _("the engine stopped; the exit status was lost"))
         # cgroups of this home that no container owns: a killed engine's spare, a half-made start
         self._remove_parent_cgroups(self._inventory_ids())
         self.recover_networks()
+        self.later(0, self._restart_on_engine_start)  # --restart always / unless-stopped (.restarts)
 
     def op_prune(self, msg, fds, conn):
         removed = []

@@ -30,16 +30,18 @@ from ..i18n import _
 from . import protocol, spawn
 from .dns import Dns
 from .exec import Exec
+from .health import Health
 from .inventory import Inventory
 from .lifecycle import Lifecycle
 from .names import Names
 from .networking import Networking
+from .restarts import Restarts
 from .spare import SparePool
 from .state import Record
 from .update import Update
 
 
-class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
+class Engine(Lifecycle, Restarts, Health, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
     """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
 
     def __init__(self, home: Path) -> None:
@@ -162,6 +164,8 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, D
                 conn = self.exec_conns.pop(pid, None)
                 if conn is not None:
                     self._reply_and_close(conn, {"ok": True, "exit_code": code})
+            elif kind == "health":
+                self._health_done(pid, code)
 
     def on_orphan_exit(self, fd: int, cid: str) -> None:
         self.sel.unregister(fd)
