@@ -15,8 +15,10 @@ def run_fields(args) -> dict:
     health = {k: v for k, v in health.items() if v is not None}
     if getattr(args, "no_healthcheck", False):
         health["disable"] = True
-    return {"restart": getattr(args, "restart", None) or "no", "healthcheck": health or None,
-            "create_only": bool(getattr(args, "create", False))}
+    fields = {"restart": getattr(args, "restart", None) or "no", "healthcheck": health or None}
+    if getattr(args, "create", False):  # `create`: its output goes to its log once started
+        fields.update(create_only=True, detach=True)
+    return fields
 
 
 def health_suffix(state: dict) -> str:

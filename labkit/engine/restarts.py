@@ -255,15 +255,16 @@ class Restarts:
         return rec.state.get("Status") == "created" and bool((rec.data.get("labkitRestart") or {}).get("Created"))
 
     # -- what the user does --------------------------------------------------------
-    def _manual_stop(self, rec: Record, msg: dict) -> None:
+    def _manual_stop(self, rec: Record, msg: dict) -> bool:
         """``stop``, ``kill``, ``rm``: no restart follows (a waiting one is dropped)."""
         if rec.state.get("Status") == "restarting" and msg.get("op") == "rm" and not msg.get("force"):
             raise Conflict(_("cannot remove container %(name)s: it is restarting; stop it first "
                              "or use rm -f") % {"name": rec.name})
         rec.data.setdefault("labkitRestart", {})["ManuallyStopped"] = True
-        if not self._cancel_restart(rec) and not rec.running:
-            return
+        if self._cancel_restart(rec):  # saved
+            return True
         rec.save()
+        return False
 
     def op_start(self, msg, fds, conn):
         rec = self.find(msg["ref"])
