@@ -138,7 +138,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "env": _client_env(env), "workdir": workdir, "hostname": hostname, "user": user,
         "volumes": _volumes(volumes), "devices": parse_devices(devices),
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
-        "detach": detach, "remove": (not detach) if remove is None else remove,
+        "detach": detach, "remove": (not detach and (restart or "no") == "no") if remove is None else remove,
         "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),

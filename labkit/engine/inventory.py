@@ -53,7 +53,7 @@ class Inventory:
         known = {entry.name for entry in self.cdir.iterdir()} | self._inventory_ids()
         inventory = self.home / "inventory"
         for rec in list(self.records.values()):
-            if not rec.running:
+            if not rec.running and not rec.state.get("Restarting"):  # waiting to restart: kept
                 removed.append(rec.id)
                 self._delete(rec)
         # leftovers a killed engine may have left: directories without a record

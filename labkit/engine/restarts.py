@@ -245,6 +245,9 @@ class Restarts:
 
     def _restart_on_engine_start(self) -> None:
         for rec in list(self.records.values()):
+            if rec.running:  # adopted from the engine before: its healthcheck goes on here
+                self._health_begin(rec)
+                continue
             extra = rec.data.get("labkitRestart") or {}
             policy = rec.data["HostConfig"].get("RestartPolicy") or {}
             if start_on_engine_start(policy, rec.state.get("Status", ""), bool(extra.get("ManuallyStopped"))):

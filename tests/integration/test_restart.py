@@ -224,3 +224,14 @@ def test_bad_restart_and_health_flags(verb, args, pt, container_dirs):
     assert r.returncode == 125, r
     assert pt in r.stderr and r.stdout == ""
     assert (cli("ps", "-a", "-q", "--no-trunc").stdout, container_dirs()) == before
+
+
+def test_attached_run_with_a_policy_is_kept_and_restarted_in_the_background():
+    result = labkit.run("busybox", ["sh", "-c", "echo rodada; exit 4"], restart="on-failure:1", name="anexado")
+    try:
+        assert result.exit_code == 4 and result.stdout == "rodada\n"  # the first run, to the caller
+        ctr = labkit.get("anexado")  # not removed: --rm is refused with a policy, so not implied
+        assert wait_until(lambda: ctr.restart_count == 1 and state(ctr)["Status"] == "exited")
+        assert ctr.logs() == "rodada\n"  # the restart runs detached: its output goes to the log
+    finally:
+        labkit.get("anexado").remove(force=True)
