@@ -61,8 +61,7 @@ class Lifecycle:
 
     def _delete(self, rec: Record) -> None:
         self.records.pop(rec.id, None)
-        if rec.id not in getattr(self, "previous", {}):  # a failed restart keeps its container
-            rec.delete()
+        rec.delete()
 
     def _signal(self, rec: Record, sig: int) -> None:
         if not rec.running:
@@ -376,8 +375,7 @@ class Lifecycle:
         self._delete(rec)
 
     def op_list(self, msg, fds, conn):
-        items = [r.data for r in self.records.values() if msg.get("all") or r.running
-                 or r.state.get("Restarting")]
+        items = [r.data for r in self.records.values() if msg.get("all") or r.running or r.state.get("Restarting")]
         items.sort(key=lambda d: d["Created"], reverse=True)
         return {"ok": True, "containers": items}
 
@@ -393,8 +391,6 @@ class Lifecycle:
 
     def op_kill(self, msg, fds, conn):
         rec = self.find(msg["ref"])
-        if self._manual_stop(rec, msg):  # it was waiting for a restart: no more
-            return {"ok": True, "id": rec.id}
         if not rec.running:
             raise Conflict(_("container %(name)s is not running") % {"name": rec.name})
         self._signal(rec, int(msg.get("signal", signal.SIGKILL)))
@@ -402,7 +398,6 @@ class Lifecycle:
 
     def op_stop(self, msg, fds, conn):
         rec = self.find(msg["ref"])
-        self._manual_stop(rec, msg)
         if not rec.running:
             return {"ok": True, "id": rec.id}
         timeout = float(msg.get("timeout", 10))
@@ -422,7 +417,6 @@ class Lifecycle:
 
     def op_rm(self, msg, fds, conn):
         rec = self.find(msg["ref"])
-        self._manual_stop(rec, msg)
         if rec.running:
             if not msg.get("force"):
                 raise Conflict(_("cannot remove container %(name)s: it is running; stop it first "

@@ -257,7 +257,27 @@ class Restarts:
         """Made by ``create`` and never started (kept as is by recovery)."""
         return rec.state.get("Status") == "created" and bool((rec.data.get("labkitRestart") or {}).get("Created"))
 
-    # -- what the user does --------------------------------------------------------
+    # -- what the user does: in front of Lifecycle's ops (Restarts comes first in Engine) ----
+    def op_stop(self, msg, fds, conn):
+        self._manual_stop(self.find(msg["ref"]), msg)
+        return super().op_stop(msg, fds, conn)
+
+    def op_kill(self, msg, fds, conn):
+        rec = self.find(msg["ref"])
+        if self._manual_stop(rec, msg):  # it was waiting for a restart: no more, and no error
+            return {"ok": True, "id": rec.id}
+        return super().op_kill(msg, fds, conn)
+
+    def op_rm(self, msg, fds, conn):
+        self._manual_stop(self.find(msg["ref"]), msg)
+        return super().op_rm(msg, fds, conn)
+
+    def _delete(self, rec: Record) -> None:
+        if rec.id in getattr(self, "previous", {}):  # a failed start again keeps its container
+            self.records.pop(rec.id, None)
+            return
+        super()._delete(rec)
+
     def _manual_stop(self, rec: Record, msg: dict) -> bool:
         """``stop``, ``kill``, ``rm``: no restart follows (a waiting one is dropped)."""
         if rec.state.get("Status") == "restarting" and msg.get("op") == "rm" and not msg.get("force"):

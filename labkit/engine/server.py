@@ -41,7 +41,7 @@ from .state import Record
 from .update import Update
 
 
-class Engine(Lifecycle, Restarts, Health, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
+class Engine(Restarts, Health, Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
     """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
 
     def __init__(self, home: Path) -> None:

@@ -112,8 +112,8 @@ def test_a_restart_keeps_the_writable_layer_a_recreation_does_not():
     ctr = labkit.run("busybox", ["sh", "-c", script], detach=True, restart="on-failure", name="camada")
     try:
         assert wait_until(lambda: state(ctr)["Status"] == "running" and ctr.restart_count == 2)
-        assert ctr.exec(["cat", "/vezes"]).stdout == "x\nx\nx\n"  # three runs, one file
-        assert (ctr.upper_dir / "vezes").read_text() == "x\nx\nx\n"
+        assert wait_until(lambda: (ctr.upper_dir / "vezes").read_text() == "x\nx\nx\n")  # 3 runs, 1 file
+        assert ctr.exec(["cat", "/vezes"]).stdout == "x\nx\nx\n"
         assert labkit.get("camada").id == ctr.id
         first_created = ctr.inspect()["Created"]
         ctr.remove(force=True)
@@ -121,6 +121,7 @@ def test_a_restart_keeps_the_writable_layer_a_recreation_does_not():
         try:
             assert again.id != ctr.id and again.inspect()["Created"] != first_created
             assert wait_until(lambda: again.restart_count == 2 and state(again)["Status"] == "running")
+            assert wait_until(lambda: (again.upper_dir / "vezes").read_text() == "x\nx\nx\n")
             assert again.exec(["cat", "/vezes"]).stdout == "x\nx\nx\n"  # started from the image again
         finally:
             again.remove(force=True)
@@ -137,14 +138,17 @@ def test_create_start_restart_and_rm_of_a_created_container(container_dirs):
         assert ctr.id not in {c.id for c in labkit.containers()}
         ctr.start()
         assert state(ctr)["Status"] == "running"
+        assert wait_until(lambda: ctr.logs() == "vez\n")
         pid = ctr.pid
         ctr.restart(timeout=0)
         assert state(ctr)["Status"] == "running" and ctr.pid != pid
+        # the second run appends to the same /log and prints it: one log for both runs, as Docker's
+        assert wait_until(lambda: ctr.logs() == "vez\n" + "vez\nvez\n")
         assert ctr.exec(["cat", "/log"]).stdout == "vez\nvez\n"
-        assert ctr.logs() == "vez\nvez\nvez\n"  # one log for both runs, as Docker's
         assert ctr.restart_count == 0  # starts by the user are not counted
         r = cli("restart", "-t", "0", "criado")
         assert r.returncode == 0 and r.stdout == "criado\n", r.stderr
+        assert wait_until(lambda: ctr.logs().count("vez") == 6)
         assert ctr.exec(["cat", "/log"]).stdout == "vez\nvez\nvez\n"
         ctr.stop(timeout=0)
         r = cli("start", "criado")
