@@ -132,8 +132,9 @@ class Restarts:
         if policy["Name"] != "no" and cfg.get("remove"):
             raise LabkitError(_("conflicting options: --restart and --rm"))
         self._check_health(cfg)
-        if "request" not in cfg and not cfg.get("remove"):  # what the user asked for, before op_run
-            # changes cfg; a --rm container is gone after its run and never starts again
+        if "request" not in cfg and (not cfg.get("remove") or cfg.get("create_only")):
+            # what the user asked for, before op_run changes cfg (a --rm container is gone
+            # after its run: it never starts again, unless it was only created)
             cfg["request"] = copy.deepcopy({k: v for k, v in cfg.items() if k != "request"})
         cfg["restart_policy"] = policy
 

@@ -239,3 +239,11 @@ def test_attached_run_with_a_policy_is_kept_and_restarted_in_the_background():
         assert ctr.logs() == "rodada\n"  # the restart runs detached: its output goes to the log
     finally:
         labkit.get("anexado").remove(force=True)
+
+
+def test_created_with_rm_is_removed_after_its_start(container_dirs):
+    ctr = labkit.create("busybox", ["echo", "uma vez"], name="criado-rm", remove=True)
+    assert ctr.status == "created"
+    ctr.start()
+    assert wait_until(lambda: "criado-rm" not in {c.name for c in labkit.containers(all=True)})
+    assert ctr.id not in container_dirs()
