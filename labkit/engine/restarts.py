@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import re
+import signal
 import time
 import traceback
 
@@ -282,7 +283,10 @@ class Restarts:
 
     def op_kill(self, msg, fds, conn):
         rec = self.find(msg["ref"])
-        if self._manual_stop(rec, msg):  # it was waiting for a restart: no more, and no error
+        # moby: only a signal that stops it (KILL, or its stop signal) counts as the user's stop;
+        # `kill -s HUP` to reload a configuration does not turn its restart policy off
+        if int(msg.get("signal", signal.SIGKILL)) in (signal.SIGKILL, signal.SIGTERM) \
+                and self._manual_stop(rec, msg):  # it was waiting for a restart: no more, no error
             return {"ok": True, "id": rec.id}
         return super().op_kill(msg, fds, conn)
 

@@ -247,3 +247,15 @@ def test_created_with_rm_is_removed_after_its_start(container_dirs):
     ctr.start()
     assert wait_until(lambda: "criado-rm" not in {c.name for c in labkit.containers(all=True)})
     assert ctr.id not in container_dirs()
+
+
+def test_a_signal_that_does_not_stop_it_keeps_the_policy():
+    ctr = labkit.run("busybox", ["sh", "-c", "trap 'exit 3' HUP; while :; do sleep 0.1; done"],
+                     detach=True, restart="always", name="recarrega")
+    try:
+        pid = ctr.pid
+        ctr.kill("HUP")  # as a reload: not the user's stop
+        assert wait_until(lambda: ctr.restart_count == 1 and state(ctr)["Status"] == "running")
+        assert ctr.pid != pid and on_disk(ctr.id)["labkitRestart"]["ManuallyStopped"] is False
+    finally:
+        ctr.remove(force=True)
