@@ -259,3 +259,20 @@ def test_a_signal_that_does_not_stop_it_keeps_the_policy():
         assert ctr.pid != pid and on_disk(ctr.id)["labkitRestart"]["ManuallyStopped"] is False
     finally:
         ctr.remove(force=True)
+
+
+def test_restart_keeps_limits_and_bind_mounts(tmp_path: Path):
+    (tmp_path / "dado").write_text("de fora\n")
+    ctr = labkit.run("busybox", ["sleep", "1000"], detach=True, name="limites", memory="64m",
+                     pids_limit=50, volumes=[f"{tmp_path}:/dados:ro"])
+    try:
+        cgroup_before = ctr.inspect()["Cgroup"]
+        ctr.restart(timeout=0)
+        assert ctr.inspect()["Cgroup"] == cgroup_before  # a new cgroup, of the same name
+        stats = ctr.cgroup.stats()
+        assert stats["memory_limit"] == 64 * 1024**2 and stats["pids_limit"] == 50
+        assert ctr.exec(["cat", "/dados/dado"]).stdout == "de fora\n"
+        assert ctr.exec(["touch", "/dados/novo"]).exit_code != 0  # still read-only
+        assert ctr.inspect()["HostConfig"]["Binds"] == [f"{tmp_path}:/dados:ro"]
+    finally:
+        ctr.remove(force=True)
