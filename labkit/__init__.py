@@ -24,6 +24,7 @@ _EXPORTS = {
     "system_check": "images.check",
     "volume": "volumes_api", "volumes": "volumes_api", "Volume": "volumes_api", "get_volume": "volumes_api",
     "prune_volumes": "volumes_api",
+    "create": "api",
 }
 
 

@@ -202,11 +202,14 @@ def cmd_run(args) -> int:
         "dns": args.dns, "security_opt": _security_opts(args.security_opt), "ulimits": args.ulimit,
         "privileged": args.privileged, **_storage(args),
     }
+    from .restart_flags import run_fields
+
+    config.update(run_fields(args))  # --restart, --health-*, and create's "created" state
     if args.privileged:
         from ..spec import warn_privileged
 
         warn_privileged()
-    if args.detach:
+    if args.detach or config.get("create_only"):
         from ..engine import client
 
         reply = client.request({"op": "run", "config": config})
@@ -265,8 +268,13 @@ def human_duration(seconds: float) -> str:
 
 
 def status_text(state: dict) -> str:
+    if state["Status"] == "restarting":
+        return _("Restarting (%(code)d) %(time)s ago") % {"code": state["ExitCode"],
+                                                          "time": _ago(state.get("FinishedAt"))}
     if state["Status"] == "running":
-        return _("Up %(time)s") % {"time": _ago(state.get("StartedAt"))}
+        from .restart_flags import health_suffix
+
+        return _("Up %(time)s") % {"time": _ago(state.get("StartedAt"))} + health_suffix(state)
     if state["Status"] == "created":
         return _("Created")
     return _("Exited (%(code)d) %(time)s ago") % {"code": state["ExitCode"], "time": _ago(state.get("FinishedAt"))}
