@@ -405,3 +405,12 @@ def test_string_command_with_shell_syntax_warns():
         for cmd in ("echo olá", ["sh", "-c", "echo olá > /ola.txt"], "awk '{print $1 > \"f\"}'",
                     None, "echo 'a > b'"):
             _warn_shell_string(cmd)
+
+
+# ---------------------------------------------------------------- notebook 08's image checks
+def test_image_id_is(portuguese):
+    v = c.image_id_is("loja", "sha256:" + "a" * 64, "loja:v1", "sha256:" + "a" * 64)
+    assert v and str(v) == '✔ "loja" roda a imagem loja:v1.'
+    v = c.image_id_is("loja", "sha256:" + "b" * 64, "loja:v1", "sha256:" + "a" * 64)
+    assert not v and str(v) == '✘ "loja" não roda a imagem loja:v1 (roda a bbbbbbbbbbbb).'
+
