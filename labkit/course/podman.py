@@ -21,7 +21,20 @@ from pathlib import Path
 from ..errors import LabkitError
 from ..i18n import _
 
-CONF = '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n'
+
+
+def containers_conf() -> str:
+    """podman's ``containers.conf``: its containers' ulimits at most our own hard limits
+    (podman asks nofile=1048576 by default; runc cannot raise a limit above the hard one)."""
+    import resource
+
+    limits = []
+    for name, res, cap in (("nofile", resource.RLIMIT_NOFILE, 1 << 20),
+                           ("nproc", resource.RLIMIT_NPROC, 4096)):
+        hard = resource.getrlimit(res)[1]
+        n = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+        limits.append(f'"{name}={n}:{n}"')
+    return f"[containers]\ndefault_ulimits = [{', '.join(limits)}]\n"
 
 
 class Podman:
@@ -35,7 +48,7 @@ class Podman:
         # short and in /tmp: podman limits the runroot's path length
         self.dir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
         self.dir.chmod(0o755)
-        (self.dir / "containers.conf").write_text(CONF)
+        (self.dir / "containers.conf").write_text(containers_conf())
         self.cgroup = "labkit-" + self.dir.name.lower()
         self.env = dict(os.environ, CONTAINERS_CONF=str(self.dir / "containers.conf"),
                         TMPDIR=str(self.dir))
