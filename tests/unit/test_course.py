@@ -414,3 +414,17 @@ def test_image_id_is(portuguese):
     v = c.image_id_is("loja", "sha256:" + "b" * 64, "loja:v1", "sha256:" + "a" * 64)
     assert not v and str(v) == '✘ "loja" não roda a imagem loja:v1 (roda a bbbbbbbbbbbb).'
 
+
+
+def test_podman_ulimits_never_above_our_hard_limits():
+    """runc cannot raise a limit above the hard one: podman's containers get at most ours."""
+    import resource
+
+    from labkit.course.podman import containers_conf
+
+    text = containers_conf()
+    assert text.startswith("[containers]\n")
+    found = dict(re.findall(r'"(\w+)=(\d+):\d+"', text))
+    for name, res in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(res)[1]
+        assert hard == resource.RLIM_INFINITY or int(found[name]) <= hard
