@@ -8,6 +8,7 @@ creates (so ``reset("03.2")`` can start it again). Solutions are in
 """
 from __future__ import annotations
 
+import os
 from functools import partial as p
 
 from . import checks as c
@@ -193,4 +194,70 @@ register(Exercise(
         "The whole file is copied up to the upper directory before the change.",
     ],
     containers=["cow"],
+))
+
+# ---------------------------------------------------------------- 07 VM × contêiner
+register(Exercise(
+    "07.1", "the size of a VM, as limits",
+    [p(c.container_running, "mini-vm"),
+     p(c.memory_limit_is, "mini-vm", "256m"),
+     p(c.cpu_quota_is, "mini-vm", 1)],
+    hints=[
+        "labkit.run takes memory= and cpus=, as in notebook 03.",
+        "memory=\"256m\", cpus=1, a long command (sleep 600) and detach=True.",
+        "Then compare labkit.get(\"mini-vm\").cgroup.stats()[\"memory_usage\"] with the VM's "
+        "peak memory: a limit is not a reservation.",
+    ],
+    containers=["mini-vm"],
+))
+register(Exercise(
+    "07.2", "whose kernel?",
+    [p(c.container_exited, "qual-kernel", 0),
+     p(c.container_has_file, "qual-kernel", "/kernel.txt", os.uname().release)],
+    hints=[
+        "uname -r prints the kernel's version; > writes it to a file, so the command needs "
+        "sh -c.",
+        "labkit.run(\"busybox\", [\"sh\", \"-c\", \"uname -r > /kernel.txt\"], "
+        "name=\"qual-kernel\", remove=False)",
+    ],
+    containers=["qual-kernel"],
+))
+
+# ---------------------------------------------------------------- 08 por que usar
+register(Exercise(
+    "08.1", "back to version 1",
+    [p(c.container_running, "loja"),
+     p(c.container_image_is, "loja", "loja:v1")],
+    hints=[
+        "A rollback is running the old tag: the image loja:v1 is still in the store.",
+        "labkit.run(\"loja:v1\", [\"sh\", \"/app.sh\", \"--servir\"], name=\"loja\", "
+        "detach=True): with --servir the app keeps running.",
+    ],
+    containers=["loja"],
+))
+register(Exercise(
+    "08.2", "a new version with commit",
+    [p(c.image_exists, "editor:v2"),
+     p(c.image_has_file, "editor:v2", "/versao.txt", "2")],
+    hints=[
+        "Start busybox in the background with name=\"editor\" and write /versao.txt inside "
+        "it with exec.",
+        "Only then labkit.commit(\"editor\", \"editor:v2\"): a commit keeps what the upper "
+        "directory has at that moment.",
+    ],
+    containers=["editor"],
+    images=["editor:v2"],
+))
+register(Exercise(
+    "08.3", "two versions side by side",
+    [p(c.container_running, "app-antigo"),
+     p(c.container_running, "app-novo"),
+     p(c.container_image_is, "app-antigo", "loja:v1"),
+     p(c.container_image_is, "app-novo", "loja:v2")],
+    hints=[
+        "Two containers, each from its own tag, both in the background.",
+        "\"app-antigo\" from loja:v1 and \"app-novo\" from loja:v2, each with the command "
+        "[\"sh\", \"/app.sh\", \"--servir\"].",
+    ],
+    containers=["app-antigo", "app-novo"],
 ))

@@ -44,6 +44,7 @@ class Exercise:
     steps: Sequence[Step]
     hints: Sequence[str] = ()       # English msgids, shown translated, in order
     containers: Sequence[str] = ()  # names the exercise creates (for reset())
+    images: Sequence[str] = ()      # image refs the exercise creates (reset() removes them too)
     _hints_shown: int = field(default=0, repr=False)
 
     def label(self) -> str:
@@ -95,7 +96,7 @@ class Exercise:
         return text
 
     def reset(self) -> Text:
-        """Remove the containers this exercise creates, to start it again."""
+        """Remove the containers (then the images) this exercise creates, to start it again."""
         import labkit
 
         removed = []
@@ -105,6 +106,14 @@ class Exercise:
             except NotFound:
                 continue
             removed.append(name)
+        if self.images:
+            from labkit.images.store import Store
+
+            store = Store()
+            for ref in self.images:
+                if store.find(ref) is not None:
+                    store.remove(ref)
+                    removed.append(ref)
         if not removed:
             return Text(_("Nothing to remove."))
         return Text(_("Removed: %(names)s") % {"names": ", ".join(removed)})

@@ -81,4 +81,31 @@ c = labkit.get("cow")
 c.exec(["sh", "-c", "echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' >> /etc/passwd"])
 print((c.upper_dir / "etc" / "passwd").read_text())   # o arquivo inteiro subiu
 """,
+    "07.1": """
+c = labkit.run("busybox", ["sleep", "600"], name="mini-vm", memory="256m", cpus=1,
+               detach=True)
+s = c.cgroup.stats()
+s["memory_limit"] // 2**20, s["memory_usage"] / 2**20   # (256, pouco mais de 0): um limite, não uma reserva
+""",
+    "07.2": """
+r = labkit.run("busybox", ["sh", "-c", "uname -r > /kernel.txt"], name="qual-kernel",
+               remove=False)
+import os
+(labkit.get("qual-kernel").upper_dir / "kernel.txt").read_text().strip() == os.uname().release   # True
+""",
+    "08.1": """
+loja = labkit.run("loja:v1", ["sh", "/app.sh", "--servir"], name="loja", detach=True)
+loja.logs()   # a mensagem da versão 1
+""",
+    "08.2": """
+editor = labkit.run("busybox", ["sleep", "600"], name="editor", detach=True)
+editor.exec(["sh", "-c", "echo 2 > /versao.txt"])
+labkit.commit(editor, "editor:v2")
+labkit.run("editor:v2", ["cat", "/versao.txt"]).stdout   # '2\\n'
+""",
+    "08.3": """
+antigo = labkit.run("loja:v1", ["sh", "/app.sh", "--servir"], name="app-antigo", detach=True)
+novo = labkit.run("loja:v2", ["sh", "/app.sh", "--servir"], name="app-novo", detach=True)
+antigo.status, novo.status   # ('running', 'running')
+""",
 }

@@ -19,6 +19,23 @@ pytestmark = [pytest.mark.root, pytest.mark.usefixtures("portuguese")]
 
 
 
+@pytest.fixture(scope="module", autouse=True)
+def loja_images(tmp_path_factory):
+    """Notebook 08's two versions of its app (08.1 and 08.3 run them), built the same way."""
+    from labkit.images.store import Store
+
+    ctx = tmp_path_factory.mktemp("loja")
+    (ctx / "Dockerfile").write_text('FROM busybox\nCOPY app.sh /app.sh\nCMD ["sh", "/app.sh"]\n')
+    for tag, text in (("loja:v1", "loja v1"), ("loja:v2", "loja v2")):
+        (ctx / "app.sh").write_text(f'echo "{text}"\n'
+                                    'if [ "$1" = "--servir" ]; then exec sleep 600; fi\n')
+        labkit.build(ctx, tag, quiet=True)
+    yield
+    for tag in ("loja:v1", "loja:v2"):
+        if Store().find(tag) is not None:
+            Store().remove(tag)
+
+
 # 01.3, 02.3, 04.2 and 04.3 build on the state an earlier exercise leaves, so
 # the exercises run in catalogue order within one test.
 def test_solutions_solve_their_exercises():
@@ -77,6 +94,19 @@ def _wrong_04_3():
     _cow().exec(["sh", "-c", "echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' > /etc/passwd"])
 
 
+def _wrong_08_2():
+    # committed before the file was written: the image exists, without /versao.txt
+    editor = _run(["sleep", "600"], name="editor", detach=True)
+    labkit.commit(editor, "editor:v2")
+    editor.exec(["sh", "-c", "echo 2 > /versao.txt"])
+
+
+def _wrong_08_3():
+    # both running, both from the new version
+    for name in ("app-antigo", "app-novo"):
+        labkit.run("loja:v2", ["sh", "/app.sh", "--servir"], name=name, detach=True)
+
+
 WRONG = {
     "00.1": _wrong_00_1,
     "00.2": lambda: _run(["sleep", "1"], name="segundo-plano", remove=False),  # not detached
@@ -93,6 +123,13 @@ WRONG = {
     "04.1": lambda: _cow().exec(["sh", "-c", "echo outro texto > /nota.txt"]),
     "04.2": _wrong_04_2,
     "04.3": _wrong_04_3,
+    "07.1": lambda: _run(["sleep", "600"], name="mini-vm", memory="64m", cpus=1, detach=True),
+    "07.2": lambda: _run(["sh", "-c", "uname -s > /kernel.txt"], name="qual-kernel",
+                         remove=False),                                   # "Linux", not the version
+    "08.1": lambda: labkit.run("loja:v2", ["sh", "/app.sh", "--servir"], name="loja",
+                               detach=True),                              # the new version
+    "08.2": _wrong_08_2,
+    "08.3": _wrong_08_3,
 }
 
 

@@ -369,7 +369,7 @@ def test_catalog_shape():
     all_ex = ex.exercises()
     ids = [e.id for e in all_ex]
     assert all(re.fullmatch(r"0[0-9]\.[1-9]", i) for i in ids)
-    for nb in ("01", "02", "03", "04"):
+    for nb in ("01", "02", "03", "04", "07", "08"):
         assert 2 <= len(ex.exercises(nb)) <= 4, nb
     assert set(SOLUTIONS) == set(ids)
     for e in all_ex:
@@ -405,3 +405,26 @@ def test_string_command_with_shell_syntax_warns():
         for cmd in ("echo olá", ["sh", "-c", "echo olá > /ola.txt"], "awk '{print $1 > \"f\"}'",
                     None, "echo 'a > b'"):
             _warn_shell_string(cmd)
+
+
+# ---------------------------------------------------------------- notebook 08's image checks
+def test_image_id_is(portuguese):
+    v = c.image_id_is("loja", "sha256:" + "a" * 64, "loja:v1", "sha256:" + "a" * 64)
+    assert v and str(v) == '✔ "loja" roda a imagem loja:v1.'
+    v = c.image_id_is("loja", "sha256:" + "b" * 64, "loja:v1", "sha256:" + "a" * 64)
+    assert not v and str(v) == '✘ "loja" não roda a imagem loja:v1 (roda a bbbbbbbbbbbb).'
+
+
+
+def test_podman_ulimits_never_above_our_hard_limits():
+    """runc cannot raise a limit above the hard one: podman's containers get at most ours."""
+    import resource
+
+    from labkit.course.podman import containers_conf
+
+    text = containers_conf()
+    assert text.startswith("[containers]\n")
+    found = dict(re.findall(r'"(\w+)=(\d+):\d+"', text))
+    for name, res in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(res)[1]
+        assert hard == resource.RLIM_INFINITY or int(found[name]) <= hard

@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 # the notebooks this test knows; another notebook gets the same checks once it is listed here
-COURSE = ["00_comece_aqui", "01_o_que_e_um_conteiner", "02_namespaces", "03_cgroups", "04_overlayfs"]
+COURSE = ["00_comece_aqui", "01_o_que_e_um_conteiner", "02_namespaces", "03_cgroups", "04_overlayfs",
+          "07_vm_vs_conteiner", "08_por_que_usar"]
 PRESENT = [n for n in COURSE if (NOTEBOOKS / f"{n}.ipynb").exists()]
 SETUP_ONLY = re.compile(r"^(import |from |os\.environ\[)")
 

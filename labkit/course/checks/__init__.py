@@ -25,6 +25,7 @@ from .namespaces import (
     container_namespaces_shared, container_only_loopback, container_sees_host_network,
     namespace_link, namespaces_differ, namespaces_shared, net_interfaces, only_loopback,
     same_interfaces_as_host)
-from .images import image_exists, image_in, ref_in
+from .images import (
+    container_image_is, image_exists, image_has_file, image_id_is, image_in, ref_in)
 from .namespaces import NAMESPACES
 from .containers import PAGE
