@@ -210,6 +210,7 @@ register(Exercise(
         "diario-2 reads with [\"cat\", \"/dados/nota.txt\"] and remove=False, on the same volume.",
     ],
     containers=["diario-1", "diario-2"],
+    volumes=["diario"],
 ))
 register(Exercise(
     "05.2", "a volume's folder on the host",
@@ -219,6 +220,7 @@ register(Exercise(
         "Its .mountpoint is the folder on the host: write the file there with Python, "
         "e.g. (v.mountpoint / \"achei.txt\").write_text(\"está aqui\").",
     ],
+    volumes=["achado"],
 ))
 register(Exercise(
     "05.3", "a read-only mount",
@@ -231,6 +233,7 @@ register(Exercise(
         "with remove=False so the check can see its exit code.",
     ],
     containers=["so-leitura"],
+    volumes=["diario"],
 ))
 
 # ---------------------------------------------------------------- 06 vários contêineres
@@ -248,6 +251,7 @@ register(Exercise(
         "was found.",
     ],
     containers=["ping-a", "ping-b"],
+    networks=["exercicio"],
 ))
 register(Exercise(
     "06.2", "a restart policy that gives up",

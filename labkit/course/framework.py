@@ -44,6 +44,8 @@ class Exercise:
     steps: Sequence[Step]
     hints: Sequence[str] = ()       # English msgids, shown translated, in order
     containers: Sequence[str] = ()  # names the exercise creates (for reset())
+    volumes: Sequence[str] = ()     # volumes and networks it creates, removed after them
+    networks: Sequence[str] = ()
     _hints_shown: int = field(default=0, repr=False)
 
     def label(self) -> str:
@@ -101,7 +103,19 @@ class Exercise:
         removed = []
         for name in self.containers:
             try:
-                labkit.get(name).remove(force=True)
+                labkit.get(name).remove(force=True, **({"volumes": True} if self.volumes else {}))
+            except NotFound:
+                continue
+            removed.append(name)
+        for name in self.volumes:
+            try:
+                labkit.get_volume(name).remove()
+            except NotFound:
+                continue
+            removed.append(name)
+        for name in self.networks:
+            try:
+                labkit.get_network(name).remove()
             except NotFound:
                 continue
             removed.append(name)

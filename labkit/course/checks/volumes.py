@@ -9,13 +9,14 @@ from labkit.errors import NotFound
 from labkit.i18n import _
 
 from ..verdict import Verdict, fail, ok
-from .access import api_module, find_container
+from . import access
+from .access import find_container
 
 
 def find_volume(name: str) -> tuple[Any, Verdict | None]:
     """The volume called ``name``, or a ✘ verdict saying it does not exist."""
     try:
-        return api_module().get_volume(name), None
+        return access.api_module().get_volume(name), None
     except NotFound:
         return None, fail(_('There is no volume named "%(name)s". Create it first (see the '
                             'exercise statement).') % {"name": name})
