@@ -201,7 +201,8 @@ register(Exercise(
     [p(c.volume_has_file, "diario", "/nota.txt", "sobrevivi"),
      p(c.container_absent, "diario-1"),
      p(c.container_mounts_volume, "diario-2", "diario", "/dados"),
-     p(c.container_output_contains, "diario-2", "sobrevivi")],
+     p(c.container_command_mentions, "diario-2", "/dados/nota.txt"),
+     p(c.container_exited, "diario-2", 0)],
     hints=[
         "volumes=[\"diario:/dados\"] mounts the volume \"diario\" at /dados; it is created "
         "the first time the name is used.",

@@ -16,7 +16,7 @@ from .containers import (
     container_oom_killed, container_process_is, container_running, container_started_after,
     container_started_first, cpu_quota_is, exit_code_is, memory_limit_is, pids_limit_is,
     process_is, started_after, started_first, status_is, status_word,
-    container_output_contains, container_failed)
+    container_failed)
 from .files import (
     container_file_extends_image, container_has_file, container_has_whiteout,
     container_lower_dirs, container_upper_dir, is_whiteout_stat, mount_fstype, overlay_mounted,

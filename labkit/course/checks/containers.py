@@ -193,16 +193,6 @@ def pids_limit_is(name: str, expected: int) -> Verdict:
                    "expected": expected})
 
 
-def container_output_contains(name: str, text: str) -> Verdict:
-    """The container's logs (what it printed) contain ``text``."""
-    c, missing = find_container(name)
-    if missing is not None:
-        return missing
-    if text in (c.logs() or ""):
-        return ok(_('The container "%(name)s" printed "%(text)s".') % {"name": name, "text": text})
-    return fail(_('The container "%(name)s" did not print "%(text)s".') % {"name": name, "text": text})
-
-
 def container_failed(name: str) -> Verdict:
     """``name`` exited with a code other than 0."""
     c, missing = find_container(name)
