@@ -110,13 +110,13 @@ class Exercise:
         for name in self.volumes:
             try:
                 labkit.get_volume(name).remove()
-            except NotFound:
+            except LabkitError:  # gone already, or another exercise's container still uses it
                 continue
             removed.append(name)
         for name in self.networks:
             try:
                 labkit.get_network(name).remove()
-            except NotFound:
+            except LabkitError:
                 continue
             removed.append(name)
         if not removed:

@@ -27,7 +27,13 @@ def container_on_network(name: str, network: str) -> Verdict:
     c, missing = find_container(name)
     if missing is not None:
         return missing
-    return on_network(name, (c.inspect().get("NetworkSettings") or {}).get("Networks") or {}, network)
+    doc = c.inspect()
+    # an exited container has left its networks' bridges; HostConfig still names the first one
+    networks = dict((doc.get("NetworkSettings") or {}).get("Networks") or {})
+    mode = (doc.get("HostConfig") or {}).get("NetworkMode")
+    if mode:
+        networks.setdefault(mode, {})
+    return on_network(name, networks, network)
 
 
 def command_of(doc: dict) -> list[str]:
