@@ -36,10 +36,11 @@ KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd
 #   libatomic1: the node binary inside the playwright wheel (tests/e2e) needs it;
 #   e2fsprogs (mke2fs -d: the root disk of labkit.vm); nftables (nft: bridge networks' NAT);
 #   libseccomp2 (labkit.kernel.seccomp compiles the seccomp profile with it, through ctypes).
+#   catatonit: podman's pause process (`podman kube play` in notebook 06 builds its pause image).
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) e2fsprogs \
         docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 \
         debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils nftables \
-        libseccomp2
+        libseccomp2 catatonit
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache

@@ -196,6 +196,89 @@ register(Exercise(
     containers=["cow"],
 ))
 
+# ---------------------------------------------------------------- 05 dados fora do contêiner
+register(Exercise(
+    "05.1", "data that survives a re-creation",
+    [p(c.volume_has_file, "diario", "/nota.txt", "sobrevivi"),
+     p(c.container_absent, "diario-1"),
+     p(c.container_mounts_volume, "diario-2", "diario", "/dados"),
+     p(c.container_command_mentions, "diario-2", "/dados/nota.txt"),
+     p(c.container_exited, "diario-2", 0)],
+    hints=[
+        "volumes=[\"diario:/dados\"] mounts the volume \"diario\" at /dados; it is created "
+        "the first time the name is used.",
+        "diario-1 writes: [\"sh\", \"-c\", \"echo sobrevivi > /dados/nota.txt\"]; with "
+        "remove=True (the default) it is removed when it ends.",
+        "diario-2 reads with [\"cat\", \"/dados/nota.txt\"] and remove=False, on the same volume.",
+    ],
+    containers=["diario-1", "diario-2"],
+    volumes=["diario"],
+))
+register(Exercise(
+    "05.2", "a volume's folder on the host",
+    [p(c.volume_has_file, "achado", "/achei.txt", "está aqui")],
+    hints=[
+        "labkit.volume(\"achado\") creates the volume and returns it.",
+        "Its .mountpoint is the folder on the host: write the file there with Python, "
+        "e.g. (v.mountpoint / \"achei.txt\").write_text(\"está aqui\").",
+    ],
+    volumes=["achado"],
+))
+register(Exercise(
+    "05.3", "a read-only mount",
+    [p(c.container_mounts_volume, "so-leitura", "diario", "/dados", True),
+     p(c.container_failed, "so-leitura"),
+     p(c.volume_lacks_file, "diario", "/proibido.txt")],
+    hints=[
+        "\":ro\" at the end of a volume makes it read-only: \"diario:/dados:ro\".",
+        "The command tries to write: [\"touch\", \"/dados/proibido.txt\"]; keep the container "
+        "with remove=False so the check can see its exit code.",
+    ],
+    containers=["so-leitura"],
+    volumes=["diario"],
+))
+
+# ---------------------------------------------------------------- 06 vários contêineres
+register(Exercise(
+    "06.1", "two containers that find each other by name",
+    [p(c.container_on_network, "ping-a", "exercicio"),
+     p(c.container_on_network, "ping-b", "exercicio"),
+     p(c.container_command_mentions, "ping-b", "ping-a"),
+     p(c.container_exited, "ping-b", 0)],
+    hints=[
+        "labkit.network(\"exercicio\") creates the network; network=\"exercicio\" puts a "
+        "container on it.",
+        "ping-a only has to be there: [\"sleep\", \"600\"] with detach=True.",
+        "ping-b runs [\"nslookup\", \"ping-a\"] with remove=False; exit code 0 means the name "
+        "was found.",
+    ],
+    containers=["ping-a", "ping-b"],
+    networks=["exercicio"],
+))
+register(Exercise(
+    "06.2", "a restart policy that gives up",
+    [p(c.restart_policy_is, "teimoso", "on-failure", 2),
+     p(c.container_gave_up, "teimoso", 2),
+     p(c.container_exited, "teimoso", 3)],
+    hints=[
+        "restart=\"on-failure:2\": restart after an exit code other than 0, at most 2 times.",
+        "The command [\"sh\", \"-c\", \"exit 3\"] ends at once with code 3.",
+        "Use detach=True: the engine restarts it in the background.",
+    ],
+    containers=["teimoso"],
+))
+register(Exercise(
+    "06.3", "a published port",
+    [p(c.container_running, "vitrine"),
+     p(c.container_port_answers, "vitrine")],
+    hints=[
+        "busybox's web server: [\"httpd\", \"-f\", \"-p\", \"80\"] (-f: stay in the foreground).",
+        "ports=[\"127.0.0.1:8089:80\"] publishes the container's port 80 on the host's "
+        "127.0.0.1:8089; any free port works.",
+    ],
+    containers=["vitrine"],
+))
+
 # ---------------------------------------------------------------- 07 VM × contêiner
 register(Exercise(
     "07.1", "the size of a VM, as limits",

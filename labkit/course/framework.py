@@ -45,6 +45,8 @@ class Exercise:
     hints: Sequence[str] = ()       # English msgids, shown translated, in order
     containers: Sequence[str] = ()  # names the exercise creates (for reset())
     images: Sequence[str] = ()      # image refs the exercise creates (reset() removes them too)
+    volumes: Sequence[str] = ()     # volumes and networks it creates, removed after them
+    networks: Sequence[str] = ()
     _hints_shown: int = field(default=0, repr=False)
 
     def label(self) -> str:
@@ -102,7 +104,7 @@ class Exercise:
         removed = []
         for name in self.containers:
             try:
-                labkit.get(name).remove(force=True)
+                labkit.get(name).remove(force=True, **({"volumes": True} if self.volumes else {}))
             except NotFound:
                 continue
             removed.append(name)
@@ -114,6 +116,18 @@ class Exercise:
                 if store.find(ref) is not None:
                     store.remove(ref)
                     removed.append(ref)
+        for name in self.volumes:
+            try:
+                labkit.get_volume(name).remove()
+            except LabkitError:  # gone already, or another exercise's container still uses it
+                continue
+            removed.append(name)
+        for name in self.networks:
+            try:
+                labkit.get_network(name).remove()
+            except LabkitError:
+                continue
+            removed.append(name)
         if not removed:
             return Text(_("Nothing to remove."))
         return Text(_("Removed: %(names)s") % {"names": ", ".join(removed)})

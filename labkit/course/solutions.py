@@ -81,6 +81,37 @@ c = labkit.get("cow")
 c.exec(["sh", "-c", "echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' >> /etc/passwd"])
 print((c.upper_dir / "etc" / "passwd").read_text())   # o arquivo inteiro subiu
 """,
+    "05.1": """
+labkit.run("busybox", ["sh", "-c", "echo sobrevivi > /dados/nota.txt"], name="diario-1",
+           volumes=["diario:/dados"])          # remove=True: apagado ao terminar
+labkit.run("busybox", ["cat", "/dados/nota.txt"], name="diario-2", volumes=["diario:/dados"],
+           remove=False).stdout               # 'sobrevivi'
+""",
+    "05.2": """
+v = labkit.volume("achado")
+(v.mountpoint / "achei.txt").write_text("está aqui")
+labkit.run("busybox", ["cat", "/v/achei.txt"], volumes=["achado:/v"]).stdout
+""",
+    "05.3": """
+r = labkit.run("busybox", ["touch", "/dados/proibido.txt"], name="so-leitura",
+               volumes=["diario:/dados:ro"], remove=False)
+r.exit_code, r.stderr   # 1, 'touch: /dados/proibido.txt: Read-only file system'
+""",
+    "06.1": """
+labkit.network("exercicio")
+labkit.run("busybox", ["sleep", "600"], name="ping-a", network="exercicio", detach=True)
+labkit.run("busybox", ["nslookup", "ping-a"], name="ping-b", network="exercicio",
+           remove=False).stdout
+""",
+    "06.2": """
+c = labkit.run("busybox", ["sh", "-c", "exit 3"], name="teimoso", restart="on-failure:2",
+               detach=True)
+""",
+    "06.3": """
+c = labkit.run("busybox", ["httpd", "-f", "-p", "80"], name="vitrine", detach=True,
+               ports=["127.0.0.1:8089:80"])
+c.ports
+""",
     "07.1": """
 c = labkit.run("busybox", ["sleep", "600"], name="mini-vm", memory="256m", cpus=1,
                detach=True)

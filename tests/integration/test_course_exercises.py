@@ -94,6 +94,28 @@ def _wrong_04_3():
     _cow().exec(["sh", "-c", "echo 'aluno:x:1000:1000::/home/aluno:/bin/sh' > /etc/passwd"])
 
 
+def _wrong_05_1():
+    # the file written in diario-1's own upper dir, not in the volume: it dies with it
+    _run(["sh", "-c", "mkdir -p /dados; echo sobrevivi > /dados/nota.txt"], name="diario-1")
+    _run(["cat", "/dados/nota.txt"], name="diario-2", volumes=["diario:/dados"], remove=False)
+
+
+def _wrong_05_2():
+    (labkit.volume("achado").mountpoint / "achei.txt").write_text("outra coisa")
+
+
+def _wrong_05_3():
+    # mounted read-write: the write works
+    _run(["touch", "/dados/proibido.txt"], name="so-leitura", volumes=["diario:/dados"], remove=False)
+
+
+def _wrong_06_1():
+    # on the default network: no names there, and not on "exercicio"
+    labkit.network("exercicio")
+    _run(["sleep", "600"], name="ping-a", detach=True)
+    _run(["nslookup", "ping-a"], name="ping-b", remove=False)
+
+
 def _wrong_08_2():
     # committed before the file was written: the image exists, without /versao.txt
     editor = _run(["sleep", "600"], name="editor", detach=True)
@@ -123,6 +145,12 @@ WRONG = {
     "04.1": lambda: _cow().exec(["sh", "-c", "echo outro texto > /nota.txt"]),
     "04.2": _wrong_04_2,
     "04.3": _wrong_04_3,
+    "05.1": _wrong_05_1,
+    "05.2": _wrong_05_2,
+    "05.3": _wrong_05_3,
+    "06.1": _wrong_06_1,
+    "06.2": lambda: _run(["sh", "-c", "exit 3"], name="teimoso", restart="on-failure", detach=True),
+    "06.3": lambda: _run(["httpd", "-f", "-p", "80"], name="vitrine", detach=True),  # no ports=
     "07.1": lambda: _run(["sleep", "600"], name="mini-vm", memory="64m", cpus=1, detach=True),
     "07.2": lambda: _run(["sh", "-c", "uname -s > /kernel.txt"], name="qual-kernel",
                          remove=False),                                   # "Linux", not the version

@@ -369,11 +369,11 @@ def test_catalog_shape():
     all_ex = ex.exercises()
     ids = [e.id for e in all_ex]
     assert all(re.fullmatch(r"0[0-9]\.[1-9]", i) for i in ids)
-    for nb in ("01", "02", "03", "04", "07", "08"):
+    for nb in ("01", "02", "03", "04", "05", "06", "07", "08"):
         assert 2 <= len(ex.exercises(nb)) <= 4, nb
     assert set(SOLUTIONS) == set(ids)
     for e in all_ex:
-        assert e.hints and e.containers and e.steps
+        assert e.hints and (e.containers or e.volumes or e.networks or e.images) and e.steps
         sol = e.solution()
         assert sol.startswith(f"Solução do Exercício {e.id} (")
         assert "```python" in sol._repr_markdown_()
@@ -428,3 +428,53 @@ def test_podman_ulimits_never_above_our_hard_limits():
     for name, res in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
         hard = resource.getrlimit(res)[1]
         assert hard == resource.RLIM_INFINITY or int(found[name]) <= hard
+# ---------------------------------------------------------------- part 2: volumes, networks
+def test_volume_file_checks(tmp_path, portuguese):
+    (tmp_path / "nota.txt").write_text("sobrevivi\n")
+    (tmp_path / "link.txt").symlink_to("/etc/hostname")
+    assert c.dir_has_file(tmp_path, "diario", "/nota.txt", "sobrevivi")
+    v = c.dir_has_file(tmp_path, "diario", "/nota.txt", "outra")
+    assert not v and 'não contém "outra"' in str(v)
+    assert not c.dir_has_file(tmp_path, "diario", "/falta.txt")
+    assert not c.dir_has_file(tmp_path, "diario", "/link.txt")      # never followed to the host
+    with pytest.raises(ValueError):
+        c.file_in_dir(tmp_path, "../etc/passwd")
+
+
+def test_mount_checks():
+    mounts = [{"Type": "volume", "Name": "diario", "Destination": "/dados", "RW": False},
+              {"Type": "bind", "Source": "/tmp/x", "Destination": "/x", "RW": True}]
+    assert c.mounts_volume("so-leitura", mounts, "diario", "/dados/", read_only=True)
+    assert not c.mounts_volume("so-leitura", mounts, "diario", "/dados", read_only=False)
+    assert not c.mounts_volume("so-leitura", mounts, "outro", "/dados")
+    assert not c.mounts_volume("so-leitura", mounts, "diario", "/x")
+
+
+def test_network_and_restart_checks(portuguese):
+    assert c.on_network("ping-b", {"exercicio": {}, "bridge": {}}, "exercicio")
+    v = c.on_network("ping-b", {"bridge": {}}, "exercicio")
+    assert not v and "ele está em: bridge" in str(v)
+    assert c.command_of({"Path": "nslookup", "Args": ["ping-a"]}) == ["nslookup", "ping-a"]
+    assert c.command_of({"Config": {"Entrypoint": None, "Cmd": ["sh"]}}) == ["sh"]
+    policy = {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert c.restart_policy_matches("teimoso", policy, "on-failure", 2)
+    v = c.restart_policy_matches("teimoso", {"Name": "always"}, "on-failure", 2)
+    assert not v and "always, não on-failure:2" in str(v)
+    ports = {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8089"}], "53/udp": [{"HostPort": "53"}],
+             "443/tcp": None}
+    assert c.published_ports(ports) == [("127.0.0.1", 8089)]
+
+
+def test_http_answers_on_loopback():
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    t = threading.Thread(target=server.handle_request)
+    t.start()
+    try:
+        assert c.http_answers("127.0.0.1", server.server_address[1])   # a 501 is an answer
+    finally:
+        t.join(10)
+        server.server_close()
+    assert not c.http_answers("127.0.0.1", server.server_address[1])

@@ -15,7 +15,8 @@ from .containers import (
     compare_cpus, compare_memory, container_absent, container_exists, container_exited,
     container_oom_killed, container_process_is, container_running, container_started_after,
     container_started_first, cpu_quota_is, exit_code_is, memory_limit_is, pids_limit_is,
-    process_is, started_after, started_first, status_is, status_word)
+    process_is, started_after, started_first, status_is, status_word,
+    container_failed)
 from .files import (
     container_file_extends_image, container_has_file, container_has_whiteout,
     container_lower_dirs, container_upper_dir, is_whiteout_stat, mount_fstype, overlay_mounted,
@@ -29,3 +30,10 @@ from .images import (
     container_image_is, image_exists, image_has_file, image_id_is, image_in, ref_in)
 from .namespaces import NAMESPACES
 from .containers import PAGE
+from .volumes import (
+    container_mounts_volume, dir_has_file, file_in_dir, find_volume, mount_of, mounts_volume,
+    volume_has_file, volume_lacks_file)
+from .networks import (
+    command_of, container_command_mentions, container_gave_up, container_on_network,
+    container_port_answers, http_answers, on_network, published_ports, restart_policy_is,
+    restart_policy_matches)

@@ -191,3 +191,17 @@ def pids_limit_is(name: str, expected: int) -> Verdict:
     return fail(_('The process limit of "%(name)s" is %(actual)s; expected %(expected)s.')
                 % {"name": name, "actual": actual if actual is not None else _("no limit"),
                    "expected": expected})
+
+
+def container_failed(name: str) -> Verdict:
+    """``name`` exited with a code other than 0."""
+    c, missing = find_container(name)
+    if missing is not None:
+        return missing
+    verdict = status_is(name, container_status(c), "exited")
+    if not verdict:
+        return verdict
+    code = getattr(c, "exit_code", None)
+    if not code:
+        return fail(_('The container "%(name)s" ended with code 0: the write did not fail.') % {"name": name})
+    return ok(_('The container "%(name)s" ended with code %(code)s.') % {"name": name, "code": code})
