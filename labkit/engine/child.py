@@ -149,7 +149,12 @@ def become_process(proc: dict, errfd: int) -> None:
         os._exit(125)
     caps = proc.get("caps", capabilities.DEFAULT)
     capabilities.limit_bounding(caps)
-    os.setgroups(groups)  # before the effective set shrinks: --cap-drop SETGID must not stop it
+    try:
+        os.setgroups(groups)  # before the effective set shrinks: --cap-drop SETGID must not stop it
+    except PermissionError:
+        if groups:
+            raise
+        # a rootless engine with a one-id map: setgroups is denied there, and there is nothing to drop
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if uid == 0:  # another uid lost every capability in setresuid already

@@ -21,6 +21,7 @@ from ..i18n import _
 from . import protocol, spawn
 from .privileges import check_user, container_caps, container_ulimits, device_rules, host_devices
 from .privileges import ALL_DEVICES, privileged_devices, process_ulimits, security_options
+from .rootless import check_run
 from .state import Record, now, process_start_time, random_name
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -101,6 +102,7 @@ class Lifecycle:
         if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
             raise LabkitError("run: expected 3 file descriptors")
         network = cfg.get("network") or "none"
+        check_run(cfg, network, self.cgroups)  # rootless: no bridge, ports >= 1024, limits need a cgroup
         net = None
         if network not in ("none", "host"):  # checked before anything is made: nothing left behind
             net = self._net_find(network)

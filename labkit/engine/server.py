@@ -33,6 +33,7 @@ from .exec import Exec
 from .inventory import Inventory
 from .lifecycle import Lifecycle
 from .names import Names
+from .rootless import same_user
 from .networking import Networking
 from .spare import SparePool
 from .state import Record
@@ -118,6 +119,9 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, D
                         self.reap()
                     elif kind == "listen":
                         conn, _addr = listener.accept()
+                        if not same_user(conn):  # SO_PEERCRED: only our own user is answered
+                            conn.close()
+                            continue
                         conn.settimeout(10)
                         self.sel.register(conn, selectors.EVENT_READ, ("conn", None))
                     elif kind == "conn":

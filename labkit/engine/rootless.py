@@ -1,0 +1,104 @@
+"""The engine of an ordinary user: its user namespace, its socket's peers, what it refuses.
+
+Root's engine is unchanged by this module: :func:`same_user` answers root only
+(as the 0600 socket already did), and the checks below return at once when the
+engine is not rootless.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from pathlib import Path
+
+from ..errors import LabkitError
+from ..i18n import _
+from ..kernel import userns
+
+
+def enter(home: Path, ready_fd: int | None) -> bool:
+    """Become root of a user namespace of our own, and keep the state dir private (0700).
+
+    On failure the reason goes to the starting client through ``ready_fd``."""
+    try:
+        userns.become_root()
+    except LabkitError as exc:
+        if ready_fd is not None:
+            os.write(ready_fd, b"err:" + exc.message.encode())
+            os.close(ready_fd)
+        return False
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)  # other students must not read a student's state or reach the socket
+    return True
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end, as seen from our user namespace (SO_PEERCRED);
+    a uid our namespace does not map reads as the overflow uid (65534)."""
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return uid
+
+
+def same_user(conn: socket.socket) -> bool:
+    """Does the client run as this engine's user? Root's engine: root; a rootless engine
+    (root of its user namespace): the user who started it, whom that namespace maps to 0."""
+    return peer_uid(conn) == os.geteuid()
+
+
+def check_run(cfg: dict, network: str, cgroups) -> None:
+    """Refuse, before anything is made, what a rootless engine cannot do."""
+    if not userns.rootless():
+        return
+    if network not in ("none", "host"):
+        # no veth or bridge without the host's root; slirp4netns/pasta are not wired in yet
+        raise LabkitError(_("without root, labkit runs containers only with --network none or "
+                            "--network host (network %(net)s needs root: a bridge and veth pairs; "
+                            "the Debian packages slirp4netns or passt would give a rootless network)")
+                          % {"net": network})
+    for p in cfg.get("ports") or ():
+        if 0 < int(p.get("host_port") or 0) < 1024:
+            raise LabkitError(_("without root, a published port must be 1024 or above (got %(port)s)")
+                              % {"port": p["host_port"]})
+    if not getattr(cgroups, "delegated", True):
+        from ..kernel.cgroups import Limits
+
+        cgroups.create("labkit/check", Limits.from_dict(cfg.get("limits") or {}))  # refuses any limit
+
+
+def mount_cgroups(root_fd: int, cgroups, mount_on, remount_readonly) -> None:
+    """``/sys/fs/cgroup`` of a rootless container: its own cgroup (its cgroup namespace's
+    root) where one was delegated, read-only; nothing without one. A hierarchy the user
+    namespace may not mount is left out rather than stopping the container."""
+    from ..kernel import mounts
+    from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
+    from ..kernel.openat2 import fd_path, open_in_root
+
+    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if not getattr(cgroups, "delegated", False):
+        return
+    if cgroups.version == "v2":
+        try:
+            mount_on(root_fd, "/sys/fs/cgroup", "cgroup2", "cgroup2", flags)
+        except OSError:
+            pass
+        return
+    mount_on(root_fd, "/sys/fs/cgroup", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
+    fd = open_in_root(root_fd, "/sys/fs/cgroup", symlinks=False)
+    try:
+        base = fd_path(fd)
+        every = cgroups.mounts  # controller -> the host's mount point of its hierarchy
+        for mountpoint in dict.fromkeys(every[c] for c in cgroups.roots):
+            ctrls = sorted(c for c, m in every.items() if m == mountpoint)
+            name = os.path.basename(mountpoint)
+            os.mkdir(f"{base}/{name}", 0o755)
+            try:
+                mounts.mount("cgroup", f"{base}/{name}", "cgroup", flags, ",".join(ctrls))
+            except OSError:
+                os.rmdir(f"{base}/{name}")
+                continue
+            for ctrl in ctrls:
+                if ctrl != name:
+                    os.symlink(name, f"{base}/{ctrl}")
+    finally:
+        os.close(fd)
+    remount_readonly(root_fd, "/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -1,0 +1,165 @@
+"""User namespaces: how an ordinary user's engine becomes "root" without being root.
+
+A rootless engine does what podman does: it enters one user namespace of its own
+before anything else, maps uid 0 there to the user and 1..65536 to the user's
+range in ``/etc/subuid`` and ``/etc/subgid`` (written by the setuid helpers
+``newuidmap``/``newgidmap`` of Debian's ``uidmap`` package), and from then on
+runs as root *of that namespace*: it may make the other namespaces, mount an
+overlay (with ``userxattr``), chown a layer's files into the range. Every
+container it starts lives in namespaces owned by that user namespace, so its
+root is the user on the host and can never be more. Without a range (or when
+the helpers fail, e.g. under ``no_new_privs``, which forbids setuid) the map
+has one id: 0 → the user.
+
+The maps are written before anything sets ``no_new_privs`` (the container's
+child sets it just before ``execve``, as today).
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+
+from ..errors import LabkitError
+from ..i18n import _
+
+CLONE_NEWUSER = 0x10000000
+SUBID_COUNT = 65536
+FULL_MAP = "0 0 4294967295"
+
+_rootless: bool | None = None
+
+
+def rootless() -> bool:
+    """True when this process cannot act as the host's root: not uid 0, or uid 0 of a
+    user namespace other than the host's (the rootless engine and its containers)."""
+    global _rootless
+    if _rootless is None:
+        if os.geteuid() != 0:
+            _rootless = True
+        else:
+            try:
+                with open("/proc/self/uid_map") as f:
+                    _rootless = f.read().split() != FULL_MAP.split()
+            except OSError:
+                _rootless = False
+    return _rootless
+
+
+def parse_subids(text: str, name: str, uid: int) -> list[tuple[int, int]]:
+    """The ranges ``(start, count)`` of ``name`` (or its uid, as shadow accepts) in a
+    ``/etc/subuid``-style text."""
+    ranges = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) != 3 or line.startswith("#"):
+            continue
+        owner, start, count = parts
+        if owner in (name, str(uid)) and start.isdigit() and count.isdigit() and int(count) > 0:
+            ranges.append((int(start), int(count)))
+    return ranges
+
+
+def subids(kind: str, name: str | None = None, uid: int | None = None) -> list[tuple[int, int]]:
+    """The user's ranges in ``/etc/sub<kind>`` (``kind``: "uid" or "gid")."""
+    uid = os.getuid() if uid is None else uid
+    if name is None:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+    try:
+        with open(f"/etc/sub{kind}") as f:
+            return parse_subids(f.read(), name, uid)
+    except OSError:
+        return []
+
+
+def map_args(own: int, ranges: list[tuple[int, int]]) -> list[str]:
+    """``newuidmap`` arguments: 0 → ``own``, then 1.. → the first range (at most 65536 ids)."""
+    args = ["0", str(own), "1"]
+    if ranges:
+        start, count = ranges[0]
+        args += ["1", str(start), str(min(count, SUBID_COUNT))]
+    return args
+
+
+def _unshare() -> None:
+    from .libc import check, libc
+
+    check(libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def become_root() -> str:
+    """Enter a new user namespace and become its root; return the kind of map made
+    (``"subid"`` with the user's ranges, ``"single"`` with one id).
+
+    A helper forked *before* the unshare stays in the host's namespace and runs
+    ``newuidmap``/``newgidmap`` on us: a process cannot map ids it does not own by itself.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    uranges, granges = subids("uid"), subids("gid")
+    helpers = shutil.which("newuidmap"), shutil.which("newgidmap")
+    use_helpers = bool(uranges and granges and all(helpers))
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    helper = 0
+    if use_helpers:
+        me = os.getpid()
+        helper = os.fork()
+        if helper == 0:  # still in the host's user namespace
+            os.close(go_w)
+            os.close(done_r)
+            code = 1
+            try:
+                if os.read(go_r, 1) == b"g":
+                    ok = all(subprocess.run([tool, str(me), *map_args(own, ranges)], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+                             for tool, own, ranges in ((helpers[0], uid, uranges), (helpers[1], gid, granges)))
+                    code = 0 if ok else 1
+            finally:
+                os.write(done_w, b"0" if code == 0 else b"1")
+                os._exit(code)
+    os.close(go_r)
+    os.close(done_w)
+    try:
+        _unshare()
+    except OSError as exc:
+        os.close(go_w)
+        os.close(done_r)
+        if helper:
+            os.waitpid(helper, 0)
+        raise LabkitError(unavailable_message(exc.strerror or str(exc))) from None
+    kind = "single"
+    if helper:
+        os.write(go_w, b"g")
+        mapped = os.read(done_r, 1) == b"0"
+        os.waitpid(helper, 0)
+        if mapped:
+            kind = "subid"
+    os.close(go_w)
+    os.close(done_r)
+    if kind == "single":
+        try:  # the kernel lets a process map its own ids, once, and setgroups must be denied first
+            _write("/proc/self/setgroups", "deny")
+            _write("/proc/self/uid_map", f"0 {uid} 1\n")
+            _write("/proc/self/gid_map", f"0 {gid} 1\n")
+        except OSError as exc:
+            raise LabkitError(unavailable_message(exc.strerror or str(exc))) from None
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    global _rootless
+    _rootless = True
+    return kind
+
+
+def unavailable_message(err: str) -> str:
+    return _("labkit cannot run containers without root here: the kernel refused a user namespace "
+             "(%(err)s). Ask the administrator to allow them (sysctl kernel.unprivileged_userns_clone=1 "
+             "and user.max_user_namespaces > 0), or run labkit as root; see labkit doctor") % {"err": err}
