@@ -320,7 +320,7 @@ def run_checks(
     from .doctor_rootless import rootless_checks, rootless_root_check  # the rest of rootless, item by item
 
     checks[0] = rootless_root_check(checks[0], userns_ok)
-    checks += rootless_checks(proc, which, euid, kernel)
+    checks += rootless_checks(proc, which, euid, kernel, Check=Check)
 
     # busybox (static: it is copied into the busybox image and must run without libc)
     busybox = find_busybox(which)

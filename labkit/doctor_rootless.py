@@ -15,7 +15,6 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from .doctor import Check
 from .i18n import _
 from .kernel.userns import SUBID_COUNT, parse_subids
 
@@ -58,10 +57,11 @@ def no_new_privs(status: str) -> bool:
 
 def rootless_checks(proc: Path = Path("/proc"), which: Callable[[str], str | None] = shutil.which,
                     euid: int | None = None, kernel: str | None = None, name: str | None = None,
-                    etc: Path = Path("/etc"), cgroup_parent: str | None = None) -> list[Check]:
-    """The rootless items; those about an account (ids, cgroup) only for an ordinary user."""
+                    etc: Path = Path("/etc"), cgroup_parent: str | None = None, *, Check) -> list:
+    """The rootless items; those about an account (ids, cgroup) only for an ordinary user.
+    ``Check`` is :class:`labkit.doctor.Check` (passed in: doctor imports this module)."""
     euid = os.geteuid() if euid is None else euid
-    checks: list[Check] = []
+    checks: list = []
     yes, no = _("yes"), _("no")
 
     helpers = {tool: which(tool) for tool in ("newuidmap", "newgidmap")}
@@ -132,9 +132,10 @@ def rootless_checks(proc: Path = Path("/proc"), which: Callable[[str], str | Non
     return checks
 
 
-def rootless_root_check(root: Check, userns_ok: bool) -> Check:
-    """Root is no longer essential for an ordinary user when user namespaces work."""
+def rootless_root_check(root, userns_ok: bool):
+    """Root (a :class:`labkit.doctor.Check`) is no longer essential for an ordinary user when
+    user namespaces work."""
     if root.ok or not userns_ok:
         return root
-    return Check(root.key, root.title, False, root.detail + " — " + _("rootless mode"), None,
+    return type(root)(root.key, root.title, False, root.detail + " — " + _("rootless mode"), None,
                  essential=False, data=root.data)
