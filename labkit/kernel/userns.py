@@ -163,3 +163,63 @@ def unavailable_message(err: str) -> str:
     return _("labkit cannot run containers without root here: the kernel refused a user namespace "
              "(%(err)s). Ask the administrator to allow them (sysctl kernel.unprivileged_userns_clone=1 "
              "and user.max_user_namespaces > 0), or run labkit as root; see labkit doctor") % {"err": err}
+
+
+def remove_tree(path: str) -> None:
+    """``rm -rf`` that also works on a rootless engine's files: an unpacked layer holds files
+    owned by the user's subordinate ids (a layer's uid 1000 is, say, 100999 on the host),
+    which the user may not delete. A child enters a user namespace with the same map as
+    the engine's and removes them there, as their owner."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    if os.geteuid() == 0 or not os.path.lexists(path):
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            become_root()
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def as_root(fn, *args):
+    """``fn(*args)`` as root of a user namespace mapped like the rootless engine's (a child
+    process; the result travels back as JSON). For the work a rootless client does on the
+    engine's files: a ``RUN`` step's upper directory holds files of the user's subordinate
+    ids, which the user can neither read (mode 0700 as another uid) nor tar with the right
+    owners (101233 on the host is 1234 in the image). As root, or inside such a namespace
+    already, it is a plain call."""
+    import json
+
+    if os.geteuid() == 0:
+        return fn(*args)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            become_root()
+            out = {"ok": fn(*args)}
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            out = {"error": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+                   "code": getattr(exc, "exit_code", 125)}
+        try:
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        data = os.read(r, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(r)
+    os.waitpid(pid, 0)
+    out = json.loads(b"".join(chunks) or b'{"error": "?", "code": 125}')
+    if "error" in out:
+        raise LabkitError(out["error"], exit_code=out["code"])
+    return out["ok"]
