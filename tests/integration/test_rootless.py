@@ -298,3 +298,14 @@ def test_doctor_reports_rootless_items(make_user):
     for title in ("newuidmap/newgidmap", "ids subordinados", "cgroup delegado", "rede sem root"):
         assert title in r.stdout
     assert "modo sem root" in r.stdout
+
+
+def test_exec_enters_the_container(make_user):
+    """exec's child is non-dumpable before it joins: in a user namespace it may not list its
+    own /proc/self/ns, and once entered no namespace at all (it ran on the host)."""
+    ana = make_user()
+    assert ana.labkit("run", "-d", "--name", "alvo", "--hostname", "caixinha", "busybox", "sleep", "300").returncode == 0
+    r = ana.labkit("exec", "alvo", "sh", "-c",
+                   "hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; test -e /usr/bin/python3 || echo no-host")
+    assert r.stdout.splitlines() == ["caixinha", "sleep 300 ", "no-host"], r.stdout
+    assert ana.labkit("rm", "-f", "alvo").returncode == 0
