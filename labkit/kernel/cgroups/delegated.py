@@ -32,6 +32,7 @@ from .limits import Limits
 
 PARENT_FILE = "/etc/labkit/cgroup-parent"
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
+V1_OPTIONAL = ("cpuset", "freezer")  # their directory's cpuset.cpus/mems filled by root
 
 
 def parent(uid: int | None = None) -> str | None:
@@ -67,6 +68,9 @@ def backend_for(layout, sub: str | None):
 
             roots = {c: os.path.join(m, sub) for c, m in layout.v1.items() if c in V1_CONTROLLERS}
             if roots and all(_writable(r) for r in roots.values()):
+                # cpuset (--cpuset-cpus) and freezer (pause) when the administrator delegated them too
+                roots.update({c: os.path.join(m, sub) for c, m in layout.v1.items()
+                              if c in V1_OPTIONAL and _writable(os.path.join(m, sub))})
                 b = V1Backend(roots)
                 b.delegated, b.mounts = sub, dict(layout.v1)
                 return b
