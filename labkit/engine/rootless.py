@@ -49,16 +49,16 @@ def check_run(cfg: dict, network: str, cgroups) -> None:
     """Refuse, before anything is made, what a rootless engine cannot do."""
     if not userns.rootless():
         return
+    for p in cfg.get("ports") or ():
+        if 0 < int(p.get("host_port") or 0) < 1024:
+            raise LabkitError(_("without root, a published port must be 1024 or above (got %(port)s)")
+                              % {"port": p["host_port"]})
     if network not in ("none", "host"):
         # no veth or bridge without the host's root; slirp4netns/pasta are not wired in yet
         raise LabkitError(_("without root, labkit runs containers only with --network none or "
                             "--network host (network %(net)s needs root: a bridge and veth pairs; "
                             "the Debian packages slirp4netns or passt would give a rootless network)")
                           % {"net": network})
-    for p in cfg.get("ports") or ():
-        if 0 < int(p.get("host_port") or 0) < 1024:
-            raise LabkitError(_("without root, a published port must be 1024 or above (got %(port)s)")
-                              % {"port": p["host_port"]})
     if not getattr(cgroups, "delegated", True):
         from ..kernel.cgroups import Limits
 

@@ -267,6 +267,9 @@ def test_bridge_and_low_ports_are_refused(make_user):
     ana = make_user()
     r = ana.labkit("run", "--network", "bridge", "busybox", "true")
     assert r.returncode == 125 and "slirp4netns" in r.stderr
+    r = ana.labkit("run", "--network", "bridge", "-p", "80:80", "busybox", "true")
+    assert r.returncode == 125 and "1024" in r.stderr
+    assert ana.labkit("ps", "-a", "-q").stdout.split() == []
     r = ana.labkit("run", "--network", "host", "busybox", "sh", "-c", "test -e /sys/class/net/lo && echo ok")
     assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
 

@@ -72,7 +72,9 @@ def test_backend_for_a_writable_v1_subtree(tmp_path):
     b = delegated.backend_for(_fake_v1(tmp_path, "lkclass/ana"), "lkclass/ana")
     assert b.delegated == "lkclass/ana"
     # the delegated controllers only, each rooted at the user's directory
-    assert b.roots == {c: str(tmp_path / c / "lkclass/ana") for c in ("cpu", "cpuacct", "memory", "pids")}
+    # the delegated controllers (cpuset too, delegated here), each rooted at the user's directory;
+    # never devices (the user namespace forbids mknod already)
+    assert b.roots == {c: str(tmp_path / c / "lkclass/ana") for c in ("cpu", "cpuacct", "memory", "pids", "cpuset")}
     assert b.handle("labkit/abc").paths()[0] == str(tmp_path / "cpu/lkclass/ana/labkit/abc")
 
 

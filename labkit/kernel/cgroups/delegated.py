@@ -92,7 +92,7 @@ FLAGS = {"memory": "--memory", "memory_swap": "--memory-swap", "cpus": "--cpus",
 def no_cgroup_message(flags: str) -> str:
     return _("%(flags)s cannot be applied: without root, labkit needs a cgroup delegated to you "
              "(set LABKIT_CGROUP_PARENT, or ask the administrator for labkit classroom setup, which "
-             "writes /etc/labkit/cgroup-parent); the container was not started") % {"flags": flags}
+             "writes /etc/labkit/cgroup-parent)") % {"flags": flags}
 
 
 class NoCgroup:
