@@ -8,6 +8,7 @@ Errors go back to the engine as one JSON line on ``errfd`` (close-on-exec).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -155,8 +156,17 @@ def become_process(proc: dict, errfd: int) -> None:
         if groups:
             raise
         # a rootless engine with a one-id map: setgroups is denied there, and there is nothing to drop
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        # only a rootless engine's user namespace lacks ids: a one-id map has 0 alone
+        report(errfd, "user", _("user %(uid)s:%(gid)s does not exist in this rootless engine's user namespace "
+                                "(it maps only the ids of your /etc/subuid and /etc/subgid ranges; see labkit "
+                                "doctor)") % {"uid": uid, "gid": gid}, 125)
+        os._exit(125)
     if uid == 0:  # another uid lost every capability in setresuid already
         capabilities.set_process_caps(caps)
     capabilities.set_no_new_privs()

@@ -187,6 +187,8 @@ def test_without_a_subuid_range_one_id_is_mapped(make_user):
     r = bia.labkit("run", "busybox", "cat", "/proc/self/uid_map")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", str(bia.uid), "1"]
+    r = bia.labkit("run", "--user", "1000", "busybox", "id")  # only 0 exists there
+    assert r.returncode == 125 and "não existe no namespace de usuário" in r.stderr
 
 
 def test_no_new_privs_falls_back_to_one_id(make_user):
