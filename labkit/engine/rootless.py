@@ -21,7 +21,11 @@ def enter(home: Path, ready_fd: int | None) -> bool:
 
     On failure the reason goes to the starting client through ``ready_fd``."""
     try:
-        userns.become_root()
+        previous = surviving_namespace(home)
+        if previous:  # a killed engine's containers still run: the same namespace, to reach them
+            userns.join(previous)
+        else:
+            userns.become_root()
     except LabkitError as exc:
         if ready_fd is not None:
             os.write(ready_fd, b"err:" + exc.message.encode())
@@ -30,6 +34,35 @@ def enter(home: Path, ready_fd: int | None) -> bool:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)  # other students must not read a student's state or reach the socket
     return True
+
+
+def surviving_namespace(home: Path) -> str | None:
+    """``/proc/PID/ns/user`` of a container this home's previous engine left running, if any.
+
+    Each rootless engine makes its own user namespace; one started after a ``kill -9`` must
+    enter the old one, or it could not ``exec`` into (nor set up anything for) those
+    containers, whose namespaces that one owns."""
+    import json
+
+    from .state import process_start_time
+
+    mine = os.readlink("/proc/self/ns/user")
+    try:
+        entries = list((home / "containers").iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            state = json.loads((entry / "container.json").read_text())["State"]
+            pid = int(state.get("Pid") or 0)
+            if state.get("Status") != "running" or not pid or process_start_time(pid) != state.get("StartTime"):
+                continue
+            path = f"/proc/{pid}/ns/user"
+            if os.readlink(path) != mine:  # readable: a process of ours (ptrace rules)
+                return path
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def peer_uid(conn: socket.socket) -> int:

@@ -314,3 +314,22 @@ def test_exec_enters_the_container(make_user):
                    "hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; test -e /usr/bin/python3 || echo no-host")
     assert r.stdout.splitlines() == ["caixinha", "sleep 300 ", "no-host"], r.stdout
     assert ana.labkit("rm", "-f", "alvo").returncode == 0
+
+
+def test_a_new_engine_finds_the_killed_ones_containers(make_user):
+    """Each rootless engine makes its user namespace; after a kill -9 the next one enters
+    the old one, which owns the containers' namespaces, so exec still works."""
+    ana = make_user()
+    assert ana.labkit("run", "-d", "--name", "sobrevive", "busybox", "sleep", "300").returncode == 0
+    old = ana.engine_pid()
+    os.kill(old, signal.SIGKILL)
+    for _ in range(100):
+        if ana.engine_pid() != old:
+            break
+        time.sleep(0.05)
+    assert "sobrevive" in ana.labkit("ps").stdout  # a new engine, started on demand, adopted it
+    r = ana.labkit("exec", "sobrevive", "cat", "/proc/1/cmdline")
+    assert (r.returncode, r.stdout) == (0, "sleep\x00300\x00"), r.stderr
+    pid = _inspect(ana, "sobrevive")["State"]["Pid"]
+    assert os.readlink(f"/proc/{ana.engine_pid()}/ns/user") == os.readlink(f"/proc/{pid}/ns/user")
+    assert ana.labkit("rm", "-f", "sobrevive").returncode == 0
