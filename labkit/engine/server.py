@@ -33,8 +33,8 @@ from .exec import Exec
 from .inventory import Inventory
 from .lifecycle import Lifecycle
 from .names import Names
-from .rootless import same_user
 from .networking import Networking
+from .rootless import same_user
 from .spare import SparePool
 from .state import Record
 from .update import Update
