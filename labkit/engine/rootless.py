@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
 from pathlib import Path
 
 from ..errors import LabkitError
@@ -27,6 +28,7 @@ def enter(home: Path, ready_fd: int | None) -> bool:
         else:
             userns.become_root()
     except LabkitError as exc:
+        sys.stderr.write(exc.message + "\n")  # engine.log, which the client names
         if ready_fd is not None:
             os.write(ready_fd, b"err:" + exc.message.encode())
             os.close(ready_fd)

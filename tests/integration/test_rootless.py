@@ -333,3 +333,16 @@ def test_a_new_engine_finds_the_killed_ones_containers(make_user):
     pid = _inspect(ana, "sobrevive")["State"]["Pid"]
     assert os.readlink(f"/proc/{ana.engine_pid()}/ns/user") == os.readlink(f"/proc/{pid}/ns/user")
     assert ana.labkit("rm", "-f", "sobrevive").returncode == 0
+
+
+def test_no_user_namespace_gives_a_clear_message(make_user):
+    """A process whose own ids are not mapped (here: inside `unshare -U`, unmapped) may not
+    make a user namespace, as when the administrator forbids them."""
+    ana = make_user()
+    home = ana.home / "estado"
+    r = ana.labkit("run", "busybox", "true", env={"LABKIT_HOME": str(home)}, prefix=("unshare", "-U"))
+    assert r.returncode == 125
+    assert "o kernel recusou um namespace de usuário" in r.stderr and "labkit doctor" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (home / "engine.sock").exists() and ana.engine_pid() is None
+    assert "recusou" in (home / "engine.log").read_text()
