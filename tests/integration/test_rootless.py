@@ -257,6 +257,8 @@ def test_memory_without_a_delegated_cgroup_is_refused(make_user):
     assert "--memory" in r.stderr and "cgroup delegado" in r.stderr
     r = ana.labkit("run", "--pids-limit", "20", "busybox", "true")
     assert r.returncode == 125 and "--pids-limit" in r.stderr
+    r = ana.labkit("stats", "--no-stream")  # no counters either: said, not an empty table
+    assert r.returncode == 125 and "sem cgroup delegado" in r.stderr
     # nothing left behind: no container, no directory
     assert ana.labkit("ps", "-a", "-q").stdout.split() == []
     pid = ana.engine_pid()

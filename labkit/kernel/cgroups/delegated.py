@@ -95,6 +95,10 @@ def no_cgroup_message(flags: str) -> str:
              "writes /etc/labkit/cgroup-parent)") % {"flags": flags}
 
 
+def no_counters_message() -> str:
+    return _("this container has no cgroup (labkit without root and no delegated cgroup), so it has no counters")
+
+
 class NoCgroup:
     """A container without a cgroup of its own: nothing to join, limit or count."""
 
@@ -121,8 +125,7 @@ class NoCgroup:
         pass
 
     def stats(self) -> dict:
-        raise LabkitError(_("this container has no cgroup (labkit without root and no delegated "
-                            "cgroup), so it has no counters"))
+        raise LabkitError(no_counters_message())
 
     def oom_kills(self) -> int:
         return 0
