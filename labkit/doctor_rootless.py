@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from .i18n import _
-from .kernel.userns import SUBID_COUNT, parse_subids
+from .kernel.userns import SUBID_COUNT, USERXATTR_KERNEL, kernel_at_least, parse_subids
 
 
 def _text(path: Path) -> str:
@@ -46,11 +45,6 @@ def helper_ok(path: str | None) -> bool:
         return False
 
 
-def kernel_at_least(release: str, want: tuple[int, int]) -> bool:
-    m = re.match(r"(\d+)\.(\d+)", release)
-    return bool(m) and (int(m.group(1)), int(m.group(2))) >= want
-
-
 def no_new_privs(status: str) -> bool:
     return any(line.split(":")[0] == "NoNewPrivs" and line.split()[-1] == "1" for line in status.splitlines())
 
@@ -73,7 +67,7 @@ def rootless_checks(proc: Path = Path("/proc"), which: Callable[[str], str | Non
                         None if ok else _apt("uidmap"), data={k: v for k, v in helpers.items()}))
 
     release = kernel or platform.release()
-    ux = kernel_at_least(release, (5, 11))
+    ux = kernel_at_least(release, USERXATTR_KERNEL)
     checks.append(Check("rootless-overlay", _("overlay in a user namespace (userxattr, kernel >= 5.11)"), ux,
                         release, None if ux else _("a kernel 5.11 or newer"), data={"release": release}))
 

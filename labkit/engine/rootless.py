@@ -84,6 +84,11 @@ def check_run(cfg: dict, network: str, cgroups) -> None:
     """Refuse, before anything is made, what a rootless engine cannot do."""
     if not userns.rootless():
         return
+    import platform
+
+    if not userns.kernel_at_least(platform.release(), userns.USERXATTR_KERNEL):
+        raise LabkitError(_("without root, labkit needs Linux 5.11 or newer (overlay with userxattr in a "
+                            "user namespace); this kernel is %(release)s") % {"release": platform.release()})
     for p in cfg.get("ports") or ():
         if 0 < int(p.get("host_port") or 0) < 1024:
             raise LabkitError(_("without root, a published port must be 1024 or above (got %(port)s)")

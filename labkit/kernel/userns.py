@@ -47,6 +47,17 @@ def rootless() -> bool:
     return _rootless
 
 
+def kernel_at_least(release: str, want: tuple[int, int]) -> bool:
+    """``uname -r`` at least ``want`` (major, minor)."""
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= want
+
+
+USERXATTR_KERNEL = (5, 11)  # overlay's userxattr: the first kernel that mounts it in a user namespace
+
+
 def parse_subids(text: str, name: str, uid: int) -> list[tuple[int, int]]:
     """The ranges ``(start, count)`` of ``name`` (or its uid, as shadow accepts) in a
     ``/etc/subuid``-style text."""

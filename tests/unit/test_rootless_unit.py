@@ -10,12 +10,12 @@ import pytest
 from requirements import skipif_here
 
 from labkit import doctor
-from labkit.doctor_rootless import kernel_at_least, no_new_privs, rootless_checks, rootless_root_check
+from labkit.doctor_rootless import no_new_privs, rootless_checks, rootless_root_check
 from labkit.errors import LabkitError
 from labkit.kernel.cgroups import Limits
 from labkit.kernel.cgroups import delegated
 from labkit.kernel.cgroups.mountinfo import Layout
-from labkit.kernel.userns import map_args, parse_subids
+from labkit.kernel.userns import kernel_at_least, map_args, parse_subids
 
 SUBUID = """\
 # comment
