@@ -1,7 +1,8 @@
 """cgroups without root: a subtree the administrator delegated to the user, or none.
 
 Root gives a user a directory of their own (``labkit classroom setup`` does it):
-on cgroup v1 one per controller (``cpu``, ``cpuacct``, ``memory``, ``pids``), the
+on cgroup v1 one per controller (``cpu``, ``memory``, ``pids``; ``cpuacct``, ``cpuset``,
+``freezer`` are used too when delegated), the
 directory and its ``cgroup.procs``/``tasks`` owned by the user; on v2 one
 directory with ``cgroup.procs``, ``cgroup.subtree_control`` and ``cgroup.threads``
 owned by the user (the kernel's delegation rules). The user may then make child
@@ -31,8 +32,10 @@ from ...i18n import _
 from .limits import Limits
 
 PARENT_FILE = "/etc/labkit/cgroup-parent"
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
-V1_OPTIONAL = ("cpuset", "freezer")  # their directory's cpuset.cpus/mems filled by root
+V1_CONTROLLERS = ("cpu", "memory", "pids")  # what --cpus, --memory, --pids-limit write
+# also used when the administrator delegated them: cpuacct (CPU time in stats), cpuset
+# (--cpuset-cpus; root fills the directory's cpuset.cpus/mems), freezer (pause)
+V1_OPTIONAL = ("cpuacct", "cpuset", "freezer")
 
 
 def parent(uid: int | None = None) -> str | None:
