@@ -15,6 +15,9 @@ from pathlib import Path
 from ..errors import LabkitError
 from ..i18n import _
 from ..kernel import userns
+from . import slirp
+
+SLIRP = slirp.MODE
 
 
 def enter(home: Path, ready_fd: int | None) -> bool:
@@ -80,10 +83,11 @@ def same_user(conn: socket.socket) -> bool:
     return peer_uid(conn) == os.geteuid()
 
 
-def check_run(cfg: dict, network: str, cgroups) -> None:
-    """Refuse, before anything is made, what a rootless engine cannot do."""
+def check_run(cfg: dict, network: str, cgroups) -> str:
+    """Refuse, before anything is made, what a rootless engine cannot do; return the network
+    to use (rootless, the default ``bridge`` is slirp4netns's, when it is installed)."""
     if not userns.rootless():
-        return
+        return network
     import platform
 
     if not userns.kernel_at_least(platform.release(), userns.USERXATTR_KERNEL):
@@ -93,8 +97,12 @@ def check_run(cfg: dict, network: str, cgroups) -> None:
         if 0 < int(p.get("host_port") or 0) < 1024:
             raise LabkitError(_("without root, a published port must be 1024 or above (got %(port)s)")
                               % {"port": p["host_port"]})
-    if network not in ("none", "host"):
-        # no veth or bridge without the host's root; slirp4netns/pasta are not wired in yet
+    if network in ("bridge", SLIRP) and slirp.available():
+        # no veth or bridge without the host's root: the default network is slirp4netns's
+        if not cfg.get("dns"):
+            cfg["dns"] = [slirp.DNS]
+        network = SLIRP
+    elif network not in ("none", "host"):
         raise LabkitError(_("without root, labkit runs containers only with --network none or "
                             "--network host (network %(net)s needs root: a bridge and veth pairs; "
                             "the Debian packages slirp4netns or passt would give a rootless network)")
@@ -103,6 +111,37 @@ def check_run(cfg: dict, network: str, cgroups) -> None:
         from ..kernel.cgroups import Limits
 
         cgroups.create("labkit/check", Limits.from_dict(cfg.get("limits") or {}))  # refuses any limit
+    return network
+
+
+def slirp_ports(ports: list[dict]) -> None:
+    """``-p 80``: a free host port now, as the kernel would pick (slirp4netns needs a number)."""
+    for p in ports:
+        if not p.get("host_port"):
+            p["host_port"] = slirp.free_port(p["proto"], p.get("host_ip") or "")
+
+
+_slirps: dict = {}  # container id -> its slirp4netns process
+
+
+def slirp_up(cid: str, cdir: Path, cfg: dict) -> tuple[int, int, str]:
+    """A network namespace held for the container, linked by slirp4netns, its ports published;
+    returns the holder, as networking.holder() does (released once PID 1 is in)."""
+    from .networking import holder, release_holder
+
+    held = holder()
+    try:
+        _slirps[cid] = slirp.start(held[2], str(cdir))
+        slirp.forward(str(cdir), cfg.get("ports") or [])
+    except BaseException:
+        slirp_down(cid)
+        release_holder(held[0], held[1])
+        raise
+    return held
+
+
+def slirp_down(cid: str) -> None:
+    slirp.stop(_slirps.pop(cid, None))
 
 
 def mount_cgroups(root_fd: int, cgroups, mount_on, remount_readonly) -> None:

@@ -267,9 +267,9 @@ def test_memory_without_a_delegated_cgroup_is_refused(make_user):
     assert pid is not None
 
 
-def test_bridge_and_low_ports_are_refused(make_user):
+def test_user_networks_and_low_ports_are_refused(make_user):
     ana = make_user()
-    r = ana.labkit("run", "--network", "bridge", "busybox", "true")
+    r = ana.labkit("run", "--network", "minha-rede", "busybox", "true")  # a bridge and veths: root's
     assert r.returncode == 125 and "slirp4netns" in r.stderr
     r = ana.labkit("run", "--network", "bridge", "-p", "80:80", "busybox", "true")
     assert r.returncode == 125 and "1024" in r.stderr
@@ -348,3 +348,37 @@ def test_no_user_namespace_gives_a_clear_message(make_user):
     assert "Traceback" not in r.stderr
     assert not (home / "engine.sock").exists() and ana.engine_pid() is None
     assert "recusou" in (home / "engine.log").read_text()
+
+
+def test_bridge_is_slirp4netns_with_published_ports(make_user):
+    """Rootless, the default bridge network is slirp4netns's: tap0 in the container's own
+    namespace, a published port is a socket slirp4netns listens on (127.0.0.1 here only)."""
+    require_tool("slirp4netns", "slirp4netns")
+    import socket
+    import urllib.request
+
+    ana = make_user()
+    r = ana.labkit("run", "--network", "bridge", "busybox", "sh", "-c",
+                   "ip -4 -o addr show tap0 | awk '{print $4}'; cat /etc/resolv.conf")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["10.0.2.100/24", "nameserver", "10.0.2.3"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = ana.labkit("run", "-d", "--name", "web", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", "busybox",
+                   "sh", "-c", "mkdir /www && echo olá > /www/index.html && httpd -f -p 80 -h /www")
+    assert r.returncode == 0, r.stderr
+    body = None
+    for _ in range(100):  # httpd binds a moment after the start
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    assert body == "olá\n".encode()
+    slirp = [p for p in _pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
+    assert len(slirp) == 1
+    assert ana.labkit("rm", "-f", "web").returncode == 0
+    assert not Path(f"/proc/{slirp[0]}").exists()  # it went with the container, and the port with it
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
