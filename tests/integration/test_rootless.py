@@ -358,7 +358,7 @@ def test_bridge_is_slirp4netns_with_published_ports(make_user):
     import urllib.request
 
     ana = make_user()
-    r = ana.labkit("run", "--network", "bridge", "busybox", "sh", "-c",
+    r = ana.labkit("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
                    "ip -4 -o addr show tap0 | awk '{print $4}'; cat /etc/resolv.conf")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["10.0.2.100/24", "nameserver", "10.0.2.3"]
@@ -382,3 +382,12 @@ def test_bridge_is_slirp4netns_with_published_ports(make_user):
     assert not Path(f"/proc/{slirp[0]}").exists()  # it went with the container, and the port with it
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+    # a host port someone else holds: refused, and nothing left (no container, no slirp4netns)
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the TIME_WAIT above
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        r = ana.labkit("run", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", "busybox", "true")
+    assert r.returncode == 125 and "não pode ser publicada" in r.stderr
+    assert ana.labkit("ps", "-a", "-q").stdout.split() == []
+    assert not [p for p in _pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
