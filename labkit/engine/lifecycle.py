@@ -45,7 +45,7 @@ class Lifecycle:
             st["Error"] = error
         try:
             self._net_release(rec)  # its address, veth, rules and names go now, as Docker's
-            slirp_down(rec.id)
+            slirp_down(rec.id, rec.dir)
         except Exception:  # noqa: BLE001 - cleanup goes on
             traceback.print_exc()
         if rec.data["HostConfig"].get("AutoRemove"):
@@ -367,7 +367,7 @@ class Lifecycle:
             self.by_pid.pop(pid, None)
         try:
             self._net_release(rec)
-            slirp_down(rec.id)
+            slirp_down(rec.id, rec.dir)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
         try:

@@ -7,6 +7,7 @@ engine is not rootless.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 import sys
@@ -16,6 +17,7 @@ from ..errors import LabkitError
 from ..i18n import _
 from ..kernel import userns
 from . import slirp
+from .state import process_start_time
 
 SLIRP = slirp.MODE
 
@@ -48,8 +50,6 @@ def surviving_namespace(home: Path) -> str | None:
     enter the old one, or it could not ``exec`` into (nor set up anything for) those
     containers, whose namespaces that one owns."""
     import json
-
-    from .state import process_start_time
 
     mine = os.readlink("/proc/self/ns/user")
     try:
@@ -131,17 +131,33 @@ def slirp_up(cid: str, cdir: Path, cfg: dict) -> tuple[int, int, str]:
 
     held = holder()
     try:
-        _slirps[cid] = slirp.start(held[2], str(cdir))
+        _slirps[cid] = proc = slirp.start(held[2], str(cdir))
+        # for the next engine, should this one be killed: the container outlives it, and so must
+        # its network, until the container exits
+        (cdir / "slirp.pid").write_text(f"{proc.pid} {process_start_time(proc.pid)}\n")
         slirp.forward(str(cdir), cfg.get("ports") or [])
     except BaseException:
-        slirp_down(cid)
+        slirp_down(cid, cdir)
         release_holder(held[0], held[1])
         raise
     return held
 
 
-def slirp_down(cid: str) -> None:
-    slirp.stop(_slirps.pop(cid, None))
+def slirp_down(cid: str, cdir: Path) -> None:
+    """Stop the container's slirp4netns: ours, or the one a killed engine started."""
+    proc = _slirps.pop(cid, None)
+    if proc is not None:
+        slirp.stop(proc)
+        return
+    try:
+        pid, started = (cdir / "slirp.pid").read_text().split()
+    except (OSError, ValueError):
+        return
+    if str(process_start_time(int(pid))) == started:  # still that process, not a reused pid
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def mount_cgroups(root_fd: int, cgroups, mount_on, remount_readonly) -> None:
