@@ -105,6 +105,11 @@ def _make_devices(root_fd: int, devices: list[dict]) -> None:
                 os.unlink(name, dir_fd=dir_fd)  # Docker replaces a default node of that name
             except FileNotFoundError:
                 pass
+            if ROOTLESS:  # no mknod in a user namespace: the host's node itself, bound; opening
+                # it is up to its owner and mode on the host, as for the user (no device cgroup)
+                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd))
+                mounts.bind(d["host"], f"{fd_path(dir_fd)}/{name}", recursive=False)
+                continue
             kind = stat.S_IFCHR if d["type"] == "c" else stat.S_IFBLK
             os.mknod(name, kind | d["mode"], os.makedev(d["major"], d["minor"]), dir_fd=dir_fd)
             os.chmod(name, d["mode"], dir_fd=dir_fd)  # mknod applies the umask

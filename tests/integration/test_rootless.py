@@ -391,3 +391,20 @@ def test_bridge_is_slirp4netns_with_published_ports(make_user):
     assert r.returncode == 125 and "não pode ser publicada" in r.stderr
     assert ana.labkit("ps", "-a", "-q").stdout.split() == []
     assert not [p for p in _pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
+
+
+def test_devices_are_the_hosts_nodes_and_privileged_is_still_the_user(make_user):
+    """No mknod in a user namespace: --device and --privileged bind the host's nodes, which
+    open as they would for the user (a disk: no; /dev/null: yes)."""
+    import stat as st
+
+    disks = sorted(f"/dev/{n}" for n in os.listdir("/dev")
+                   if st.S_ISBLK(os.stat(f"/dev/{n}").st_mode) and not os.stat(f"/dev/{n}").st_mode & 0o004)
+    assert disks, "no block device in /dev"
+    ana = make_user()
+    r = ana.labkit("run", "--rm", "--device", "/dev/null:/dev/nulo", "busybox", "sh", "-c",
+                   "echo x > /dev/nulo && echo ok")
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+    r = ana.labkit("run", "--rm", "--privileged", "busybox", "sh", "-c", f"head -c1 {disks[0]} >/dev/null; echo rc=$?")
+    assert r.returncode == 0, r.stderr
+    assert "rc=1" in r.stdout and "Permission denied" in r.stderr
