@@ -134,3 +134,13 @@ def test_root_is_not_essential_when_rootless_works():
     assert rootless_root_check(root, userns_ok=False) is root
     relaxed = rootless_root_check(root, userns_ok=True)
     assert not relaxed.ok and not relaxed.essential and relaxed.fix is None
+
+
+def test_backend_for_a_v2_subtree(tmp_path):
+    d = tmp_path / "lkclass" / "ana"
+    d.mkdir(parents=True)
+    (d / "cgroup.procs").write_text("")
+    b = delegated.backend_for(Layout(v2=str(tmp_path)), "lkclass/ana")
+    assert (b.version, b.delegated, b.root) == ("v2", "lkclass/ana", str(d))
+    assert b.handle("labkit/abc").paths() == [str(d / "labkit/abc")]
+    assert isinstance(delegated.backend_for(Layout(v2=str(tmp_path)), "lkclass/bia"), delegated.NoCgroups)
