@@ -408,3 +408,33 @@ def test_devices_are_the_hosts_nodes_and_privileged_is_still_the_user(make_user)
     r = ana.labkit("run", "--rm", "--privileged", "busybox", "sh", "-c", f"head -c1 {disks[0]} >/dev/null; echo rc=$?")
     assert r.returncode == 0, r.stderr
     assert "rc=1" in r.stdout and "Permission denied" in r.stderr
+
+
+def test_build_diff_commit_keep_the_owners_the_image_sees(make_user):
+    """The client reads a container's upper dir (files of the user's subordinate ids, some 0700)
+    in the engine's user namespace: the layer records uid 1234, not the host's 100000+1233."""
+    ana = make_user()
+    ctx = ana.home / "ctx"
+    ana.run("mkdir", str(ctx))
+    ana.run("sh", "-c", f"printf 'FROM busybox\\nRUN mkdir -p /d/s && echo x > /d/s/f && "
+                        f"chown -R 1234:1234 /d && chmod 700 /d/s && rm /bin/ls\\n' > {ctx}/Dockerfile")
+    r = ana.labkit("build", "-q", "-t", "dono:1", str(ctx))
+    assert r.returncode == 0, r.stderr
+    r = ana.labkit("run", "--rm", "dono:1", "sh", "-c", "stat -c '%u:%g %a' /d/s /d/s/f; test -e /bin/ls || echo sem-ls")
+    assert r.stdout.split("\n")[:3] == ["1234:1234 700", "1234:1234 644", "sem-ls"], r.stderr
+    assert ana.labkit("run", "-d", "--name", "mexido", "busybox", "sh", "-c",
+                      "mkdir -p /e/t && chown -R 4321 /e && chmod 700 /e/t && rm /bin/cat && sleep 300"
+                      ).returncode == 0
+    for _ in range(100):
+        d = ana.labkit("diff", "mexido").stdout.split("\n")
+        if "A /e/t" in d:
+            break
+        time.sleep(0.05)
+    assert {"C /bin", "D /bin/cat", "A /e", "A /e/t"} <= set(d)
+    assert ana.labkit("commit", "mexido", "dono:2").returncode == 0
+    r = ana.labkit("run", "--rm", "dono:2", "stat", "-c", "%u %a", "/e/t")
+    assert r.stdout.strip() == "4321 700", r.stderr
+    assert ana.labkit("rm", "-f", "mexido").returncode == 0
+    assert ana.labkit("rmi", "dono:1", "dono:2").returncode == 0
+    left = [p for p in (ana.state / "layers").iterdir()]
+    assert len(left) == 1  # busybox's: the layers with subordinate ids' files are gone too
