@@ -40,7 +40,7 @@ KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) e2fsprogs \
         docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 \
         debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils nftables \
-        libseccomp2 catatonit
+        libseccomp2 catatonit slirp4netns
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache

@@ -317,6 +317,10 @@ def run_checks(
         userns_ok, userns_detail = True, _("available (max_user_namespaces = %(n)s)") % {"n": max_userns}
     checks.append(Check("userns", _("user namespaces (rootless)"), userns_ok, userns_detail, userns_fix,
                         data={"max_user_namespaces": max_userns, "unprivileged_userns_clone": clone}))
+    from .doctor_rootless import rootless_checks, rootless_root_check  # the rest of rootless, item by item
+
+    checks[0] = rootless_root_check(checks[0], userns_ok)
+    checks += rootless_checks(proc, which, euid, kernel, Check=Check)
 
     # busybox (static: it is copied into the busybox image and must run without libc)
     busybox = find_busybox(which)

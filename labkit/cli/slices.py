@@ -114,6 +114,13 @@ def _render(entries: list[dict], args) -> str:
 
 
 def cmd_stats(args) -> int:
+    from ..kernel.cgroups import backend
+
+    if getattr(backend(), "delegated", True) is False:  # rootless, no delegated cgroup: say so, not an empty table
+        from ..errors import LabkitError
+        from ..kernel.cgroups.delegated import no_counters_message
+
+        raise LabkitError(no_counters_message())
     watch = _Watch()
     try:
         if args.no_stream:

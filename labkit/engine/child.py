@@ -8,6 +8,7 @@ Errors go back to the engine as one JSON line on ``errfd`` (close-on-exec).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -149,9 +150,23 @@ def become_process(proc: dict, errfd: int) -> None:
         os._exit(125)
     caps = proc.get("caps", capabilities.DEFAULT)
     capabilities.limit_bounding(caps)
-    os.setgroups(groups)  # before the effective set shrinks: --cap-drop SETGID must not stop it
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+    try:
+        os.setgroups(groups)  # before the effective set shrinks: --cap-drop SETGID must not stop it
+    except PermissionError:
+        if groups:
+            raise
+        # a rootless engine with a one-id map: setgroups is denied there, and there is nothing to drop
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        # only a rootless engine's user namespace lacks ids: a one-id map has 0 alone
+        report(errfd, "user", _("user %(uid)s:%(gid)s does not exist in this rootless engine's user namespace "
+                                "(it maps only the ids of your /etc/subuid and /etc/subgid ranges; see labkit "
+                                "doctor)") % {"uid": uid, "gid": gid}, 125)
+        os._exit(125)
     if uid == 0:  # another uid lost every capability in setresuid already
         capabilities.set_process_caps(caps)
     capabilities.set_no_new_privs()
@@ -191,6 +206,8 @@ def loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]  # SIOCGIFFLAGS
+        if flags & 0x1:  # up already (--network host): a rootless container may not touch the host's lo
+            return
         fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))  # SIOCSIFFLAGS, IFF_UP
 
 

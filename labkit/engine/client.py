@@ -54,9 +54,7 @@ def _listener_alive(sock: socket.socket) -> bool:
 
 def start_engine(home: str | Path) -> None:
     """Start the engine for ``home`` in the background and wait until it serves."""
-    if os.geteuid() != 0:
-        raise LabkitError(_("labkit needs root to create namespaces, mounts and cgroups "
-                            "(run with sudo, or see labkit doctor)"))
+    # Without root the engine runs rootless, in a user namespace of its own (engine/rootless.py).
     import subprocess
 
     # The engine runs the same interpreter, in its own session.
@@ -73,7 +71,10 @@ def connect(home: Path | None = None, autostart: bool = True) -> socket.socket:
     sock_path = os.path.join(home, paths.SOCKET_NAME)
     try:
         return _connect(sock_path)
-    except PermissionError:  # the socket is root-only
+    except PermissionError:  # the socket is its owner's only
+        if os.geteuid() != 0:
+            raise LabkitError(_("permission denied: the labkit engine at %(home)s belongs to another user "
+                                "(each user has their own; unset LABKIT_HOME)") % {"home": home}) from None
         raise LabkitError(_("labkit needs root to create namespaces, mounts and cgroups "
                             "(run with sudo, or see labkit doctor)")) from None
     except (FileNotFoundError, ConnectionRefusedError):

@@ -27,6 +27,11 @@ def _lock(home: Path):
 
 
 def main(home: Path, ready_fd: int | None = None) -> int:
+    if os.geteuid() != 0:  # rootless: root of a user namespace of our own (see kernel/userns.py)
+        from .rootless import enter
+
+        if not enter(home, ready_fd):
+            return 1
     home.mkdir(parents=True, exist_ok=True, mode=0o711)
     lock = _lock(home)
     if lock is None:  # another engine serves this home
@@ -90,6 +95,8 @@ def daemonize(home: Path) -> int:
         os._exit(code)
     os.close(w)
     os.waitpid(pid, 0)
-    status = os.read(r, 16)
+    status = os.read(r, 4096)
     os.close(r)
+    if status.startswith(b"err:"):  # a rootless engine that cannot start says why
+        sys.stderr.write(status[4:].decode() + "\n")
     return 0 if status in (b"ok", b"busy") else 1

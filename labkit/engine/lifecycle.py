@@ -21,6 +21,7 @@ from ..i18n import _
 from . import protocol, spawn
 from .privileges import check_user, container_caps, container_ulimits, device_rules, host_devices
 from .privileges import ALL_DEVICES, privileged_devices, process_ulimits, security_options
+from .rootless import SLIRP, check_run, slirp_down, slirp_ports, slirp_up
 from .state import Record, now, process_start_time, random_name
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -44,6 +45,7 @@ class Lifecycle:
             st["Error"] = error
         try:
             self._net_release(rec)  # its address, veth, rules and names go now, as Docker's
+            slirp_down(rec.id, rec.dir)
         except Exception:  # noqa: BLE001 - cleanup goes on
             traceback.print_exc()
         if rec.data["HostConfig"].get("AutoRemove"):
@@ -96,8 +98,9 @@ class Lifecycle:
         if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
             raise LabkitError("run: expected 3 file descriptors")
         network = cfg.get("network") or "none"
+        network = check_run(cfg, network, self.cgroups)  # rootless: slirp4netns, ports >= 1024, limits
         net = None
-        if network not in ("none", "host"):  # checked before anything is made: nothing left behind
+        if network not in ("none", "host", SLIRP):  # checked before anything is made: nothing left behind
             net = self._net_find(network)
             if net["Name"] == "bridge" and (cfg.get("ip") or cfg.get("aliases")):
                 raise LabkitError(_("--ip and --network-alias need a user-defined network (labkit network create)"))
@@ -125,7 +128,7 @@ class Lifecycle:
             raise LabkitError(_("no command specified"))
         env = dict(e.split("=", 1) for e in icfg.get("Env") or [] if "=" in e)
         env.setdefault("PATH", DEFAULT_PATH)
-        ports = list(cfg.get("ports") or []) if net is not None else []
+        ports = list(cfg.get("ports") or []) if net is not None or network == SLIRP else []
         if cfg.get("publish_all") and net is not None:
             published = {(p["port"], p["proto"]) for p in ports}
             for key in sorted(icfg.get("ExposedPorts") or {}):
@@ -134,7 +137,10 @@ class Lifecycle:
                     ports.append({"proto": proto or "tcp", "host_ip": "", "host_port": 0, "port": int(port)})
         cfg["ports"] = ports
         ports_owner = secrets.token_hex(8)
-        self._ports_open(ports_owner, ports)  # a port taken on the host: refused, nothing made
+        if network == SLIRP:
+            slirp_ports(ports)  # slirp4netns listens on them itself (rootless)
+        else:
+            self._ports_open(ports_owner, ports)  # a port taken on the host: refused, nothing made
         try:  # binds checked, volumes made (see volumes.py): removed again if the start fails
             cfg["volumes"] = self._volumes_for(cfg, icfg)
         except BaseException:
@@ -240,6 +246,8 @@ class Lifecycle:
 
                 holder = make_holder()
                 self._attach(rec, net, holder[2], "eth0", cfg.get("ip"), list(cfg.get("aliases") or []))
+            elif network == SLIRP:
+                holder = slirp_up(rec.id, rec.dir, cfg)  # rootless: its namespace, tap0 configured
             if network != "none":
                 names = self._name_files(rec, cfg, net)
         except BaseException:
@@ -364,6 +372,7 @@ class Lifecycle:
             self.by_pid.pop(pid, None)
         try:
             self._net_release(rec)
+            slirp_down(rec.id, rec.dir)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
         try:

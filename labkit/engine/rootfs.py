@@ -17,6 +17,7 @@ from ..i18n import _
 from ..kernel import mounts
 from ..kernel.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
 from ..kernel.openat2 import fd_path, open_in_root
+from ..kernel.userns import rootless
 
 # Docker/podman defaults (moby daemon/pkg/oci/defaults.go, containers/common).
 MASKED_PATHS = (
@@ -25,6 +26,8 @@ MASKED_PATHS = (
     "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
 )
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+ROOTLESS = rootless()  # the engine's user namespace (see kernel/userns.py); fixed for its life
 
 # name, major, minor
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -60,6 +63,10 @@ def _mount_dev(root_fd: int) -> None:
         old = os.umask(0)
         try:
             for name, major, minor in DEVICES:
+                if ROOTLESS:  # no mknod in a user namespace: the host's node, bound (as podman)
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=dev_dir))
+                    mounts.bind(f"/dev/{name}", f"{fd_path(dev_dir)}/{name}", recursive=False)
+                    continue
                 os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev_dir)
             os.mkdir("pts", 0o755, dir_fd=dev_dir)
             os.mkdir("shm", 0o1777, dir_fd=dev_dir)
@@ -71,8 +78,15 @@ def _mount_dev(root_fd: int) -> None:
         for i, name in enumerate(("stdin", "stdout", "stderr")):
             os.symlink(f"/proc/self/fd/{i}", name, dir_fd=dev_dir)
         base = fd_path(dev_dir)
-        mounts.mount("devpts", f"{base}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                     "newinstance,ptmxmode=0666,mode=0620,gid=5")
+        try:
+            mounts.mount("devpts", f"{base}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                         "newinstance,ptmxmode=0666,mode=0620,gid=5")
+        except OSError:
+            if not ROOTLESS:
+                raise
+            # a one-id map has no gid 5 (tty): the terminals belong to root's group
+            mounts.mount("devpts", f"{base}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                         "newinstance,ptmxmode=0666,mode=0620")
         mounts.mount("shm", f"{base}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                      "mode=1777,size=65536k")
         mounts.mount("mqueue", f"{base}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -91,6 +105,11 @@ def _make_devices(root_fd: int, devices: list[dict]) -> None:
                 os.unlink(name, dir_fd=dir_fd)  # Docker replaces a default node of that name
             except FileNotFoundError:
                 pass
+            if ROOTLESS:  # no mknod in a user namespace: the host's node itself, bound; opening
+                # it is up to its owner and mode on the host, as for the user (no device cgroup)
+                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=dir_fd))
+                mounts.bind(d["host"], f"{fd_path(dir_fd)}/{name}", recursive=False)
+                continue
             kind = stat.S_IFCHR if d["type"] == "c" else stat.S_IFBLK
             os.mknod(name, kind | d["mode"], os.makedev(d["major"], d["minor"]), dir_fd=dir_fd)
             os.chmod(name, d["mode"], dir_fd=dir_fd)  # mknod applies the umask
@@ -115,6 +134,11 @@ def _mount_cgroups(root_fd: int, writable: bool = False) -> None:
 
     flags = (0 if writable else MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC
     cgroups = backend()
+    if ROOTLESS:
+        from .rootless import mount_cgroups
+
+        mount_cgroups(root_fd, cgroups, _mount_on, _remount_readonly)
+        return
     if cgroups.version == "v2":
         _mount_on(root_fd, "/sys/fs/cgroup", "cgroup2", "cgroup2", flags)
         return
@@ -146,6 +170,8 @@ def _remount_readonly(root_fd: int, path: str, extra: int = 0) -> None:
     # only a fresh lookup reaches the bind mount itself.
     fd = open_in_root(root_fd, path, symlinks=False)
     try:
+        if ROOTLESS:  # a user namespace may not clear the flags the mount came with
+            extra |= mounts.locked_flags(fd_path(fd))
         mounts.mount(None, fd_path(fd), None, mounts.MS_BIND | mounts.MS_REMOUNT | MS_RDONLY | extra)
     finally:
         os.close(fd)
@@ -241,8 +267,20 @@ def build(spec: dict) -> None:
                 _mount_volume(root_fd, *item)
         _mount_on(root_fd, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         privileged = bool(spec.get("privileged"))  # --privileged: /sys writable, nothing masked
-        _mount_on(root_fd, "/sys", "sysfs", "sysfs", (0 if privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV
-                  | MS_NOEXEC)
+        try:
+            _mount_on(root_fd, "/sys", "sysfs", "sysfs", (0 if privileged else MS_RDONLY) | MS_NOSUID
+                      | MS_NODEV | MS_NOEXEC)
+        except OSError:
+            if not ROOTLESS:
+                raise
+            # --network host in a user namespace: sysfs belongs to the host's network
+            # namespace and cannot be mounted; the host's /sys, bound read-only (as podman)
+            fd = open_in_root(root_fd, "/sys", symlinks=False)
+            try:
+                mounts.bind("/sys", fd_path(fd))
+            finally:
+                os.close(fd)
+            _remount_readonly(root_fd, "/sys")
         _mount_cgroups(root_fd, writable=privileged)
         _mount_dev(root_fd)
         _make_devices(root_fd, spec.get("devices", ()))

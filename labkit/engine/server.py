@@ -36,6 +36,7 @@ from .lifecycle import Lifecycle
 from .names import Names
 from .networking import Networking
 from .restarts import Restarts
+from .rootless import same_user
 from .spare import SparePool
 from .state import Record
 from .update import Update
@@ -121,6 +122,9 @@ class Engine(Restarts, Health, Lifecycle, Exec, Update, SparePool, Inventory, Ne
                         self.reap()
                     elif kind == "listen":
                         conn, _addr = listener.accept()
+                        if not same_user(conn):  # SO_PEERCRED: only our own user is answered
+                            conn.close()
+                            continue
                         conn.settimeout(10)
                         self.sel.register(conn, selectors.EVENT_READ, ("conn", None))
                     elif kind == "conn":

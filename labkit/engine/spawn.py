@@ -295,6 +295,7 @@ def start_spare(spare: Spare, spec: dict, lang: str) -> tuple[int, dict | None]:
 def start_exec(pid: int, proc: dict, cgroup) -> tuple[int, dict | None]:
     """Start ``proc`` inside the namespaces of the container whose PID 1 is ``pid``."""
     names = [n for n in namespaces.CONTAINER_NAMESPACES]
+    namespaces.available()  # read here: the child, made non-dumpable, may not list /proc/self/ns
 
     def prepare() -> None:
         cgroup.attach(os.getpid())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import LabkitError
 from ..i18n import _
+from ..kernel.userns import as_root
 from .layers import is_opaque, is_whiteout
 from .rootview import RootView
 
@@ -173,7 +174,8 @@ def diff(container, store=None) -> list[tuple[str, str]]:
     store = store or Store()
     ctr = _container(container)
     img = _image_of(ctr, store)
-    return diff_dirs(ctr.upper_dir, img.layer_dirs())
+    # rootless: read in the engine's user namespace (the upper dir holds its subordinate ids' files)
+    return [tuple(change) for change in as_root(diff_dirs, ctr.upper_dir, img.layer_dirs())]
 
 
 # --------------------------------------------------------------------------- commit
@@ -197,7 +199,7 @@ def commit(container, ref: str | None = None, *, message: str = "", author: str 
         frozen = _freeze(ctr, True)
     try:
         with store.layout.writing():
-            desc = store.add_layer_from_dir(upper, owner=None, mtime=None)
+            desc = as_root(_layer_of, store, upper)  # rootless: the owners as the image sees them
             cfg = copy.deepcopy(img.config)
             cfg.setdefault("config", {})
             ccfg = data.get("Config") or {}
@@ -219,6 +221,10 @@ def commit(container, ref: str | None = None, *, message: str = "", author: str 
     finally:
         if frozen:
             _freeze(ctr, False)
+
+
+def _layer_of(store, upper: Path) -> dict:
+    return store.add_layer_from_dir(upper, owner=None, mtime=None)
 
 
 def _freeze(ctr, on: bool) -> bool:

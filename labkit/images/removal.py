@@ -15,6 +15,7 @@ from typing import Callable
 from .. import paths
 from ..errors import Conflict, NotFound
 from ..i18n import _
+from ..kernel.userns import remove_tree
 from . import refs as _refs
 from .image import HEX
 from .layout import REF_NAME
@@ -161,6 +162,6 @@ class Removal:
                     shutil.rmtree(entry.path, ignore_errors=True)
                 continue
             if len(entry.name) == 64 and HEX.match(entry.name) and entry.name not in wanted | used:
-                shutil.rmtree(entry.path, ignore_errors=True)
+                remove_tree(entry.path)  # rootless: its files may belong to the user's subordinate ids
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._sizes / entry.name)

@@ -57,6 +57,12 @@ def bind(source: str, target: str, readonly: bool = False, recursive: bool = Tru
 def overlay(lowerdirs: list[str], upperdir: str, workdir: str, target: str) -> None:
     """Mount OverlayFS: ``lowerdirs`` are given top layer first, as the kernel wants."""
     data = f"lowerdir={':'.join(lowerdirs)},upperdir={upperdir},workdir={workdir}"
+    from .userns import rootless
+
+    if rootless():
+        # In a user namespace overlay may not use trusted.* xattrs: its metadata goes to
+        # user.overlay.* (kernel >= 5.11). Without it, removing a lower directory fails (EIO).
+        data += ",userxattr"
     mount("overlay", target, "overlay", 0, data)
 
 
@@ -74,3 +80,15 @@ def enter_root(new_root: str) -> None:
     pivot_root(".", ".")
     umount(".", MNT_DETACH)
     os.chdir("/")
+
+
+def locked_flags(path: str) -> int:
+    """The flags of the mount at ``path`` that a user namespace may not clear on a remount
+    (the kernel "locks" nosuid, nodev, noexec, atime flags of mounts it inherited)."""
+    st = os.statvfs(path).f_flag
+    out = 0
+    for st_bit, ms_bit in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+                           (os.ST_NOATIME, 1 << 10), (os.ST_NODIRATIME, 1 << 11), (os.ST_RELATIME, 1 << 21)):
+        if st & st_bit:
+            out |= ms_bit
+    return out

@@ -40,13 +40,23 @@ FLAGS = {
 CONTAINER_NAMESPACES = ("mnt", "uts", "ipc", "net", "pid", "cgroup")
 
 
+_available: set[str] | None = None
+
+
 def available() -> set[str]:
-    """Namespace types this kernel offers (from ``/proc/self/ns``)."""
-    try:
-        names = set(os.listdir("/proc/self/ns"))
-    except OSError:
-        return set()
-    return {n for n in FLAGS if n in names}
+    """Namespace types this kernel offers (from ``/proc/self/ns``), read once.
+
+    Once: a process that made itself non-dumpable (a container's process before exec)
+    may no longer list its own ``/proc/self/ns`` in a user namespace (the files then
+    belong to the host's root), and would see no namespace at all to enter."""
+    global _available
+    if _available is None:
+        try:
+            names = set(os.listdir("/proc/self/ns"))
+        except OSError:
+            return set()
+        _available = {n for n in FLAGS if n in names}
+    return _available
 
 
 def flags_for(names: tuple[str, ...] | list[str]) -> int:

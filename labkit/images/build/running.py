@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import LabkitError
 from ...i18n import _
+from ...kernel.userns import as_root
 from ..dockerfile import Instruction
 from ..tempfiles import SCRATCH_ANNOTATION, build_container_name
 from .cache import chain_key
@@ -75,9 +76,8 @@ def run_step(b: Builder, state: State, instr: Instruction) -> None:
         moved = b.tmp / f"upper-{b.step}"
         os.rename(upper, moved)
         upper.mkdir()  # the engine removes it with the container
-        clamp_mtimes(moved, 0)  # the unpacked layer matches its tarball (mtime 0)
-        desc = b.store.add_layer_from_dir(moved, move=True, owner=None, mtime=0,
-                                             compress="gzip", level=GZIP_LEVEL)
+        # rootless: read and tarred in the engine's user namespace (its files' owners, as the image sees them)
+        desc = as_root(_layer_from_upper, b.store, moved)
         diff_id = desc.pop("diff_id")
         desc.pop("uncompressed_size", None)
         b.record_layer(state, key, shown, desc, diff_id, None)
@@ -85,6 +85,11 @@ def run_step(b: Builder, state: State, instr: Instruction) -> None:
         if container is not None:
             with contextlib.suppress(LabkitError, OSError):
                 container.remove(force=True)
+
+def _layer_from_upper(store, moved: Path) -> dict:
+    clamp_mtimes(moved, 0)  # the unpacked layer matches its tarball (mtime 0)
+    return store.add_layer_from_dir(moved, move=True, owner=None, mtime=0, compress="gzip", level=GZIP_LEVEL)
+
 
 def _show_output(b: Builder, text: str) -> None:
     for line in text.rstrip("\n").split("\n"):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from .streams import CHUNK, HashingReader, open_uncompressed
-from .whiteouts import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, UnsafeLayer
+from .whiteouts import OPAQUE_MARKER, WHITEOUT_PREFIX, UnsafeLayer, opaque_xattr
 
 _ALLOWED_XATTRS = ("security.capability",)
 
@@ -86,14 +86,21 @@ class _Extractor:
 
     def _meta(self, path: str, ti: tarfile.TarInfo, is_link: bool = False) -> None:
         if self.root:
-            os.lchown(path, ti.uid, ti.gid)
+            try:
+                os.lchown(path, ti.uid, ti.gid)
+            except OSError as exc:
+                # a rootless engine's user namespace maps 0..65536 (or only 0): an owner
+                # beyond its map stays the namespace's root, as podman does
+                if exc.errno != errno.EINVAL:
+                    raise
+                self.report.skipped.append(f"{ti.name}: owner {ti.uid}:{ti.gid} not mapped")
         if not is_link:
             os.chmod(path, ti.mode & 0o7777)
         for key, value in ti.pax_headers.items():
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
-            if name in _ALLOWED_XATTRS or name.startswith("user."):
+            if name in _ALLOWED_XATTRS or (name.startswith("user.") and not name.startswith("user.overlay.")):
                 try:
                     os.setxattr(path, name, value.encode("utf-8", "surrogateescape"),
                                 follow_symlinks=False)
@@ -183,7 +190,7 @@ class _Extractor:
     def _whiteout(self, rel: str, base: str) -> None:
         parent = self._parent(rel)
         if base == OPAQUE_MARKER:
-            os.setxattr(parent, OPAQUE_XATTR, b"y")
+            os.setxattr(parent, opaque_xattr(), b"y")
             self.report.opaque += 1
             return
         if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):

@@ -71,6 +71,13 @@ def backend(mountinfo: str | None = None):
     from .mountinfo import layout
 
     lay = layout(mountinfo)
+    from .. import userns
+
+    if mountinfo is None and userns.rootless():  # an ordinary user: a delegated subtree, or none
+        from .delegated import backend_for, parent
+
+        _backend = backend_for(lay, parent(_host_uid()))
+        return _backend
     if lay.version == "v1":
         from .v1 import V1Backend
 
@@ -84,3 +91,15 @@ def backend(mountinfo: str | None = None):
     if mountinfo is None:
         _backend = b
     return b
+
+
+def _host_uid() -> int:
+    """The user's uid on the host, also inside the rootless engine's user namespace (where it is 0)."""
+    import os
+
+    try:
+        with open("/proc/self/uid_map") as f:
+            inside, outside, _count = f.readline().split()
+        return int(outside) + os.getuid() - int(inside)
+    except (OSError, ValueError):
+        return os.getuid()

@@ -1,0 +1,146 @@
+"""Rootless pieces that need no kernel: subordinate ids, the maps, the delegated cgroup's
+place, the limits refused without one, doctor's rootless items on a fake /etc and /proc."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from requirements import skipif_here
+
+from labkit import doctor
+from labkit.doctor_rootless import no_new_privs, rootless_checks, rootless_root_check
+from labkit.errors import LabkitError
+from labkit.kernel.cgroups import Limits
+from labkit.kernel.cgroups import delegated
+from labkit.kernel.cgroups.mountinfo import Layout
+from labkit.kernel.userns import kernel_at_least, map_args, parse_subids
+
+SUBUID = """\
+# comment
+ana:100000:65536
+bia:165536:65536
+1003:231072:65536
+ana:300000:1000
+broken line
+caio:x:65536
+"""
+
+
+def test_subids_by_name_and_by_uid():
+    assert parse_subids(SUBUID, "ana", 1001) == [(100000, 65536), (300000, 1000)]
+    assert parse_subids(SUBUID, "dora", 1003) == [(231072, 65536)]  # shadow accepts the uid too
+    assert parse_subids(SUBUID, "caio", 1004) == []  # a malformed line is not a range
+    assert parse_subids("", "ana", 1001) == []
+
+
+def test_map_args_root_is_the_user_then_the_range():
+    assert map_args(1001, [(100000, 65536)]) == ["0", "1001", "1", "1", "100000", "65536"]
+    assert map_args(1001, [(100000, 200000)])[-1] == "65536"  # at most 65536 ids
+    assert map_args(1001, []) == ["0", "1001", "1"]  # one id
+
+
+def test_delegated_parent_from_env_then_the_class_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("LABKIT_CGROUP_PARENT", "/lkclass/ana/")
+    assert delegated.parent() == "lkclass/ana"
+    monkeypatch.delenv("LABKIT_CGROUP_PARENT")
+    f = tmp_path / "cgroup-parent"
+    f.write_text("lkclass\n")
+    monkeypatch.setattr(delegated, "PARENT_FILE", str(f))
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert delegated.parent() == f"lkclass/{me}"
+    monkeypatch.setattr(delegated, "PARENT_FILE", str(tmp_path / "missing"))
+    assert delegated.parent() is None
+
+
+def _fake_v1(tmp_path: Path, sub: str, writable=("cpu", "cpuacct", "memory", "pids")) -> Layout:
+    mounts = {}
+    for ctrl in ("cpu", "cpuacct", "memory", "pids", "cpuset", "devices"):
+        mounts[ctrl] = str(tmp_path / ctrl)
+        d = tmp_path / ctrl / sub
+        d.mkdir(parents=True)
+        (d / "cgroup.procs").write_text("")
+        if ctrl not in writable:
+            (d / "cgroup.procs").chmod(0o444)
+    return Layout(v1=mounts)
+
+
+def test_backend_for_a_writable_v1_subtree(tmp_path):
+    b = delegated.backend_for(_fake_v1(tmp_path, "lkclass/ana"), "lkclass/ana")
+    assert b.delegated == "lkclass/ana"
+    # the delegated controllers only, each rooted at the user's directory
+    # the delegated controllers (cpuset too, delegated here), each rooted at the user's directory;
+    # never devices (the user namespace forbids mknod already)
+    assert b.roots == {c: str(tmp_path / c / "lkclass/ana") for c in ("cpu", "cpuacct", "memory", "pids", "cpuset")}
+    assert b.handle("labkit/abc").paths()[0] == str(tmp_path / "cpu/lkclass/ana/labkit/abc")
+
+
+@skipif_here(os.geteuid() == 0, "root writes any file: the mode check needs an ordinary user")
+def test_backend_for_a_subtree_not_writable(tmp_path):
+    b = delegated.backend_for(_fake_v1(tmp_path, "x", writable=("cpu",)), "x")
+    assert isinstance(b, delegated.NoCgroups)
+
+
+def test_without_a_subtree_limits_are_refused_never_ignored():
+    b = delegated.backend_for(Layout(v1={"cpu": "/nonexistent"}), None)
+    assert isinstance(b, delegated.NoCgroups) and not b.delegated
+    b.create("labkit/a", Limits())  # the defaults (pids 2048 is podman's default) are fine
+    b.create("labkit/a", Limits.partial())
+    for limits, flag in ((Limits(memory=32 << 20), "--memory"), (Limits(cpus=0.5), "--cpus"),
+                         (Limits(pids_limit=20), "--pids-limit"), (Limits(cpuset_cpus="0"), "--cpuset-cpus")):
+        with pytest.raises(LabkitError) as exc:
+            b.create("labkit/a", limits)
+        assert flag in exc.value.message
+    cg = b.open("labkit/a")
+    assert (cg.exists(), cg.oom_killed(), cg.pids(), cg.paths()) == (False, False, [], [])
+    with pytest.raises(LabkitError):
+        cg.stats()
+
+
+def test_kernel_versions_and_no_new_privs():
+    assert kernel_at_least("6.18.44-fc", (5, 11)) and kernel_at_least("5.11.0", (5, 11))
+    assert not kernel_at_least("5.10.200", (5, 11)) and not kernel_at_least("weird", (5, 11))
+    assert no_new_privs("Name:\tx\nNoNewPrivs:\t1\n") and not no_new_privs("NoNewPrivs:\t0\n")
+
+
+def test_doctor_rootless_items_for_a_user_without_ids(tmp_path, portuguese):
+    (tmp_path / "subuid").write_text("outra:100000:65536\n")
+    (tmp_path / "subgid").write_text("outra:100000:65536\n")
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "status").write_text("NoNewPrivs:\t1\n")
+    checks = rootless_checks(proc, which=lambda t: None, euid=4242, kernel="5.10.1", name="ana",
+                             etc=tmp_path, cgroup_parent="", Check=doctor.Check)
+    by = {c.key: c for c in checks}
+    assert set(by) == {"rootless-uidmap", "rootless-overlay", "rootless-network", "rootless-subids",
+                       "rootless-nnp", "rootless-cgroup"}
+    assert not any(c.ok for c in checks)
+    assert by["rootless-uidmap"].fix == "apt-get install -y uidmap"
+    assert by["rootless-network"].fix == "apt-get install -y slirp4netns"
+    assert "ana" in by["rootless-subids"].fix and "mapa de um só id" in by["rootless-subids"].detail
+    assert "no_new_privs" in by["rootless-nnp"].detail
+    assert "--memory" in by["rootless-cgroup"].detail
+    # root sees only the machine's items
+    assert {c.key for c in rootless_checks(proc, which=lambda t: None, euid=0, kernel="6.1",
+                                           Check=doctor.Check)} == {"rootless-uidmap", "rootless-overlay",
+                                                                    "rootless-network"}
+
+
+def test_root_is_not_essential_when_rootless_works():
+    root = doctor.Check("root", "root", False, "não (uid 1001)", "sudo -i", essential=True)
+    assert rootless_root_check(root, userns_ok=False) is root
+    relaxed = rootless_root_check(root, userns_ok=True)
+    assert not relaxed.ok and not relaxed.essential and relaxed.fix is None
+
+
+def test_backend_for_a_v2_subtree(tmp_path):
+    d = tmp_path / "lkclass" / "ana"
+    d.mkdir(parents=True)
+    (d / "cgroup.procs").write_text("")
+    b = delegated.backend_for(Layout(v2=str(tmp_path)), "lkclass/ana")
+    assert (b.version, b.delegated, b.root) == ("v2", "lkclass/ana", str(d))
+    assert b.handle("labkit/abc").paths() == [str(d / "labkit/abc")]
+    assert isinstance(delegated.backend_for(Layout(v2=str(tmp_path)), "lkclass/bia"), delegated.NoCgroups)
