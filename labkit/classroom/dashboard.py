@@ -31,7 +31,12 @@ class Slice:
 
 def class_parent(etc: str = ETC) -> tuple[str, str]:
     """(parent, teachers' group) from the class's state, else the rootless engine's file."""
-    state = load(etc)
+    try:
+        state = load(etc)
+    except PermissionError:
+        # classroom.json is root's and the teachers' group's (0640)
+        raise LabkitError(_("the class dashboard is for root and the teachers' group only")) \
+            from None
     if state is not None:
         return state.parent, state.teacher_group
     try:

@@ -67,11 +67,13 @@ def load(etc: str = ETC) -> State | None:
         return None
 
 
-def atomic_write(target: str, text: str, mode: int = 0o644) -> None:
+def atomic_write(target: str, text: str, mode: int = 0o644, gid: int | None = None) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        if gid is not None:
+            os.chown(tmp, 0, gid)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
@@ -81,5 +83,6 @@ def atomic_write(target: str, text: str, mode: int = 0o644) -> None:
 
 
 def save(state: State, etc: str = ETC) -> None:
-    # 0600: it names the class's accounts and ranges; only root needs it.
-    atomic_write(path(etc), state.to_json(), 0o600)
+    # 0640, group teachers: it names the class's accounts; the dashboard reads it, and a
+    # student who cannot read it is refused the dashboard.
+    atomic_write(path(etc), state.to_json(), 0o640, state.teacher_gid)
