@@ -262,7 +262,7 @@ distclean: clean
 # under CI=true that is a failure (make setup installs both). CI is passed into the VM.
 # Python under QEMU/TCG is 10-25x slower: no plugin autoload (nbval alone costs ~30 s there).
 
-CG2_TESTS ?= $(wildcard tests/integration/test_cgroups*.py tests/integration/test_devices.py tests/integration/test_cgroup_view.py tests/integration/test_monitor.py tests/integration/test_stats.py tests/integration/test_spare.py tests/cgroup2)
+CG2_TESTS ?= $(wildcard tests/integration/test_cgroups*.py tests/integration/test_devices.py tests/integration/test_cgroup_view.py tests/integration/test_monitor.py tests/integration/test_stats.py tests/integration/test_spare.py tests/cgroup2 tests/integration/test_classroom.py)
 .PHONY: test-cgroup2
 test-cgroup2: $(SETUP_DEP)
 	@mkdir -p reports
