@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -95,6 +96,22 @@ def _snapshot(k: Klass) -> dict:
             "subuid": text("/etc/subuid"), "subgid": text("/etc/subgid"),
             "cgroups": [os.path.exists(d) for d in k.dirs(k.parent)],
             "etc": os.path.exists(k.etc), "data": os.path.exists(k.data)}
+
+
+def _busy_in(cgroup_dir: str, user: str) -> bool:
+    """A process of ``user`` in the cgroup, on CPU (state R)."""
+    with open(os.path.join(cgroup_dir, "cgroup.procs")) as f:
+        pids = f.read().split()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+        except FileNotFoundError:
+            continue
+        uid = int(status.split("Uid:")[1].split()[0])
+        if uid == pwd.getpwnam(user).pw_uid and "State:\tR" in status:
+            return True
+    return False
 
 
 def as_user(user: str, script: str) -> subprocess.CompletedProcess:
@@ -312,3 +329,38 @@ def test_hidepid_hides_classmates_and_teardown_restores(klass, tmp_path):
         assert procfs.options(proc) == {}
     finally:
         subprocess.run(["umount", proc], check=False)
+
+
+def test_teachers_dashboard_shows_each_students_slice_live(klass):
+    """A busy loop in A's leaf: the dashboard has a series for A (its CPU, its 0.5 CPU cap,
+    its process counted) and one for B (idle)."""
+    import labkit.classroom
+
+    k = klass
+    assert k.setup().returncode == 0
+    leaf = k.dirs(f"{k.parent}/{k.a}/jupyter")
+    busy = subprocess.Popen(
+        ["sh", "-c", "".join(f"echo $$ > {d}/cgroup.procs; " for d in leaf)
+         + f"exec runuser -u {k.a} -- sh -c 'while :; do :; done'"])
+    try:
+        deadline = time.monotonic() + 30
+        while not _busy_in(leaf[0], k.a):  # runuser's PAM start-up, then the loop
+            assert time.monotonic() < deadline and busy.poll() is None
+            time.sleep(0.1)
+        live = labkit.classroom.dashboard(duration=2.0, rate=4.0, etc=k.etc, display=False)
+        live.start()
+        live.wait()
+        rows = live.rows()
+    finally:
+        busy.kill()
+        busy.wait()
+    by = {}
+    for row in rows:
+        by.setdefault(row["target"], []).append(row)
+    assert {k.a, k.b} <= set(by)
+    assert max(r["pids"] or 0 for r in by[k.a]) >= 1
+    assert max(r["cpu_percent"] or 0 for r in by[k.a]) > 0
+    assert all(r["cpu_quota_percent"] == 50.0 for r in by[k.a])  # A's cap, as the kernel has it
+    # (whether the loop reaches the cap depends on what else this machine runs: not asserted)
+    assert all((r["pids"] or 0) == 0 and not r["cpu_percent"] for r in by[k.b])
+    assert k.teardown().returncode == 0
