@@ -84,34 +84,44 @@ def hub(tmp_path):
         f"load_subconfig({str(etc / 'jupyterhub' / 'jupyterhub_config.py')!r})\n"
         f"c.JupyterHub.hub_port = {free_port()}\n"
         f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{free_port()}'\n")
-    log = open(base / "hub.log", "w")
+    log = open(base / "hub.log", "a")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "LABKIT"))}
     env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-    proc = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(override)], cwd=data,
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
+    procs = []
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(override)], cwd=data,
+                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        procs.append(proc)
         deadline = time.monotonic() + 120
         while True:
             try:
                 if api(url, "/")[0] == 200:
-                    break
+                    return proc
             except OSError:
                 pass
             assert proc.poll() is None, (base / "hub.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (base / "hub.log").read_text()[-3000:]
             time.sleep(0.5)
+
+    try:
+        start()
         yield {"url": url, "a": a, "b": b, "passwords": passwords, "parent": parent,
-               "log": base / "hub.log"}
+               "log": base / "hub.log", "procs": procs, "start": start}
     finally:
         for user in (a, b):
             subprocess.run(["pkill", "-TERM", "-u", user], capture_output=True)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        subprocess.run(["pkill", "-TERM", "-F", str(data / "proxy.pid")], capture_output=True)
         log.close()
         r = subprocess.run([str(BIN / "labkit"), "classroom", "teardown", "--etc", str(etc)],
                            capture_output=True, text=True)
@@ -175,3 +185,29 @@ def test_two_students_log_in_each_server_in_its_own_slice_and_a_cannot_stop_b(hu
     assert servers[h["b"]].is_running()
     # B stops its own server
     assert api(h["url"], f"/users/{h['b']}/server", "DELETE", tb)[0] in (202, 204)
+
+
+def test_hub_killed_servers_keep_running_and_are_found_again(hub):
+    """kill -9 of the hub (and of its whole process group): each student's server is the
+    student's own process and goes on; the next hub finds it (cleanup_servers = False)."""
+    import psutil
+
+    h = hub
+    ta = login(h, h["a"])
+    start_and_wait(h, h["a"], ta)
+    server = next(p for p in psutil.process_iter(["username", "cmdline"])
+                  if p.info["username"] == h["a"] and p.info["cmdline"]
+                  and any("jupyterhub-singleuser" in c for c in p.info["cmdline"]))
+    first = h["procs"][-1]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert server.is_running()
+    h["start"]()
+    status, model = api(h["url"], f"/users/{h['a']}", token=ta)  # the token survived too
+    assert status == 200 and model["servers"][""]["ready"], model
+    assert server.is_running()
+    # and the student reaches it through the new hub's proxy
+    req = urllib.request.Request(h["url"] + model["servers"][""]["url"] + "api/status",
+                                 headers={"Authorization": f"token {ta}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
