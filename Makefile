@@ -275,6 +275,7 @@ test-cgroup2: $(SETUP_DEP)
 # needs node >= 20). Debian's nodejs has npm apart; nodesource's carries its own.
 STUDENTS ?= aluno1,aluno2,aluno3
 HUB_ETC  ?= /etc/labkit
+HUB_DATA ?= /var/lib/labkit/classroom
 
 $(CHP):
 	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends npm \
@@ -285,5 +286,5 @@ $(CHP):
 classroom: setup
 	@[ "$$(id -u)" = 0 ] || { echo "make classroom: rode como root (run as root)" >&2; exit 1; }
 	$(VENV)/bin/labkit classroom setup --students $(STUDENTS) --create --proxy $(CHP) \
-	  --etc $(HUB_ETC) $(CLASSROOM_ARGS)
-	cd /var/lib/labkit/classroom && exec $(CURDIR)/$(VENV)/bin/jupyterhub -f $(HUB_ETC)/jupyterhub/jupyterhub_config.py
+	  --etc $(HUB_ETC) --data $(HUB_DATA) $(CLASSROOM_ARGS)
+	cd $(HUB_DATA) && exec $(CURDIR)/$(VENV)/bin/jupyterhub -f $(HUB_ETC)/jupyterhub/jupyterhub_config.py

@@ -235,6 +235,7 @@ def undo(state: State, tree: Tree, state_file: str | None = None) -> list[str]:
     if state.teacher_group_created:
         attempt(accounts.delete_group, state.teacher_group)
     if state.data:  # the hub's database and cookie secret, made for the class
+        attempt(stop_proxy, state.data)
         attempt(shutil.rmtree, state.data)
     if not errors and state_file:
         attempt(os.unlink, state_file)
@@ -245,6 +246,22 @@ def undo(state: State, tree: Tree, state_file: str | None = None) -> list[str]:
         raise first if isinstance(first, LabkitError) else LabkitError(
             _("teardown incomplete: %(err)s") % {"err": first})
     return list(state.students)
+
+
+def stop_proxy(data: str) -> None:
+    """A stopped hub leaves its configurable-http-proxy running (so that a restarted hub
+    finds the routes); with the class gone it would only hold the port."""
+    import signal
+
+    try:
+        with open(os.path.join(data, "proxy.pid")) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"configurable-http-proxy" not in f.read():
+                return  # the pid was reused by something else
+    except (OSError, ValueError):
+        return
+    os.kill(pid, signal.SIGTERM)
 
 
 def teardown(etc: str = ETC, mountinfo: str | None = None) -> list[str]:

@@ -56,6 +56,12 @@ def api(base: str, path: str, method: str = "GET", token: str | None = None,
         return e.code, {}
 
 
+def get_json(url: str, token: str) -> dict:
+    req = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
 def leaf_of(pid: int) -> set[str]:
     with open(f"/proc/{pid}/cgroup") as f:
         return {line.strip().split(":", 2)[2] for line in f if line.strip()}
@@ -121,12 +127,18 @@ def hub(tmp_path):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-        subprocess.run(["pkill", "-TERM", "-F", str(data / "proxy.pid")], capture_output=True)
         log.close()
+        proxy_pid = (data / "proxy.pid").read_text().strip() if (data / "proxy.pid").exists() \
+            else None
         r = subprocess.run([str(BIN / "labkit"), "classroom", "teardown", "--etc", str(etc)],
                            capture_output=True, text=True)
         subprocess.run(["rm", "-rf", str(base)])
         assert r.returncode == 0, r.stderr
+        if proxy_pid:  # teardown stops the proxy the hub left running
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{proxy_pid}") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not os.path.exists(f"/proc/{proxy_pid}")
 
 
 def login(h: dict, user: str) -> str:
@@ -183,6 +195,16 @@ def test_two_students_log_in_each_server_in_its_own_slice_and_a_cannot_stop_b(hu
     status, model = api(h["url"], f"/users/{h['b']}", token=tb)
     assert status == 200 and model["servers"][""]["ready"]  # B's server still up
     assert servers[h["b"]].is_running()
+    # A's JupyterLab: in Portuguese (the language pack, locale from overrides.json), on the course
+    srv = api(h["url"], f"/users/{h['a']}", token=ta)[1]["servers"][""]["url"]
+    lab = h["url"] + srv + "lab/api/"
+    packs = get_json(lab + "translations/", ta)["data"]
+    assert "pt_BR" in packs
+    schema = get_json(lab + "settings/@jupyterlab/translation-extension:plugin", ta)["schema"]
+    assert schema["properties"]["locale"]["default"] == "pt_BR"
+    req = urllib.request.Request(h["url"] + srv, headers={"Authorization": f"token {ta}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.url.endswith(srv + "lab/tree/curso")
     # B stops its own server
     assert api(h["url"], f"/users/{h['b']}/server", "DELETE", tb)[0] in (202, 204)
 
