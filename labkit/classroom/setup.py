@@ -55,9 +55,10 @@ def require_root() -> None:
 
 def check(opts: Options, tree: Tree, old: State | None) -> None:
     """Every refusal, before anything changes."""
-    from .names import check_name
+    from .names import NAME_REGEX
 
-    check_name(opts.teacher_group)
+    if not NAME_REGEX.fullmatch(opts.teacher_group):
+        raise LabkitError(_("invalid group name: %(name)r") % {"name": opts.teacher_group})
     if old is not None and old.parent != opts.parent:
         raise LabkitError(_("a class is already set up under cgroup %(old)s: run "
                             "`labkit classroom teardown` first") % {"old": old.parent})

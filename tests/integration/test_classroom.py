@@ -364,3 +364,21 @@ def test_teachers_dashboard_shows_each_students_slice_live(klass):
     # (whether the loop reaches the cap depends on what else this machine runs: not asserted)
     assert all((r["pids"] or 0) == 0 and not r["cpu_percent"] for r in by[k.b])
     assert k.teardown().returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["classroom", "setup"], "--students"),
+    (["classroom", "setup", "--students", "x", "--cpus", "muitas"], "CPUs inválido: muitas"),
+    (["classroom", "setup", "--students", "x", "--memory", "1 giga"], "1 giga"),
+    (["classroom", "setup", "--students", "x", "--teacher-group", "Profs"], "nome de grupo"),
+    (["classroom", "setup", "--students", "/nao/existe.txt"], "não existe"),
+    (["classroom", "teardown", "--etc", "/nao/existe"], "nenhuma turma"),
+    (["classroom", "top", "--no-stream", "--etc", "/nao/existe"], "nenhuma turma"),
+    (["classroom"], ""),
+])
+def test_bad_command_lines_exit_125_in_portuguese(klass, args, message):
+    before = _snapshot(klass)
+    r = cli(*args, "--etc", klass.etc) if args[1:2] == ["setup"] else cli(*args)
+    assert r.returncode == 125, (r.stdout, r.stderr)
+    assert message in r.stderr + r.stdout and "Traceback" not in r.stderr
+    assert _snapshot(klass) == before

@@ -291,3 +291,46 @@ def test_placement_writes_the_pid(tmp_path):
 def test_delegation_module_names_the_files_it_chowns():
     assert delegation.V2_DELEGATED == ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads")
     assert set(delegation.V1_DELEGATED) == {"cgroup.procs", "tasks"}
+
+
+# -- the dashboard's slices and table -----------------------------------------------------------
+
+V2_INFO = "26 25 0:24 / {root} rw,relatime shared:8 - cgroup2 cgroup2 rw\n"
+
+
+def test_dashboard_slices_are_students_then_their_leaves(tmp_path):
+    from labkit.classroom.dashboard import slices
+
+    cg = tmp_path / "cg"
+    for d in ("lkclass/ana/jupyter", "lkclass/ana/labkit/3f2a", "lkclass/ana/labkit/9b1c",
+              "lkclass/bia/jupyter"):
+        (cg / d).mkdir(parents=True)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "cgroup-parent").write_text("lkclass\n")
+    got = slices(str(etc), mountinfo=V2_INFO.format(root=cg))
+    assert [s.name for s in got] == ["ana", "ana:jupyter", "ana:labkit/3f2a", "ana:labkit/9b1c",
+                                     "bia", "bia:jupyter"]
+    assert got[0].paths() == [str(cg / "lkclass/ana")]
+    assert [s.name for s in slices(str(etc), per_container=False,
+                                   mountinfo=V2_INFO.format(root=cg))] == ["ana", "bia"]
+
+
+def test_dashboard_without_a_class_is_a_clear_error(tmp_path, portuguese):
+    from labkit.classroom.dashboard import class_parent
+
+    with pytest.raises(LabkitError, match="nenhuma turma"):
+        class_parent(str(tmp_path))
+
+
+def test_dashboard_table_in_portuguese(portuguese):
+    from labkit.classroom.dashboard import table
+
+    text = table([{"name": "ana", "cpu_percent": 49.5, "memory_bytes": 200 << 20,
+                   "memory_limit": 1 << 30, "pids": 14, "pids_limit": 512, "oom_kills": 1},
+                  {"name": "bia:jupyter", "cpu_percent": 0.0, "memory_bytes": 0,
+                   "memory_limit": None, "pids": 0, "pids_limit": None, "oom_kills": 0}])
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["FATIA", "CPU"]
+    assert lines[1].split() == ["ana", "49,50%", "200MiB", "/", "1GiB", "14", "/", "512", "1"]
+    assert lines[2].split()[0] == "bia:jupyter" and "--" in lines[2]
