@@ -61,15 +61,36 @@ def main() -> int:
     context(ctx)
     run([str(BIN / "labkit"), "build", "--network", "host", "-t", args.tag, str(ctx)])
     if args.podman:
-        archive = ctx / "aluno.tar"
-        run([str(BIN / "labkit"), "save", "-o", str(archive), args.tag])
-        run(["podman", "load", "-i", str(archive)])
-        name = args.tag if "/" in args.tag.split(":")[0] else f"localhost/{args.tag}"
-        for cmd in (["labkit", "--help"], ["jupyterhub-singleuser", "--version"]):
-            run(["podman", "run", "--runtime", "runc", "--rm", "--network", "none",
-                 name, *cmd], stdout=subprocess.DEVNULL)
-        archive.unlink()
+        podman_check(ctx, args.tag)
     return 0
+
+
+def podman_check(ctx: Path, tag: str) -> None:
+    """The image in a podman store of its own (not the machine's), run, then removed."""
+    import resource
+
+    archive = ctx / "aluno.tar"
+    store = ctx / "podman"
+    podman = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run")]
+    # podman's default nofile and nproc are above this machine's hard limits (runc then fails
+    # with "error setting rlimit"); nproc equal to the hard limit failed too, 4096 runs
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limits = ["--ulimit", "nproc=4096:4096"]
+    if hard != resource.RLIM_INFINITY:
+        limits += ["--ulimit", f"nofile={hard}:{hard}"]
+    try:
+        run([str(BIN / "labkit"), "save", "-o", str(archive), tag])
+        run([*podman, "load", "-i", str(archive)])
+        for cmd in (["labkit", "--help"], ["jupyterhub-singleuser", "--version"],
+                    ["sh", "-c", "id -un && ls curso && grep -q pt_BR "
+                                 "/opt/venv/share/jupyter/lab/settings/overrides.json"]):
+            run([*podman, "run", "--runtime", "runc", "--rm", "--network", "none",
+                 *limits, f"localhost/{tag}", *cmd])
+    finally:
+        subprocess.run([*podman, "rmi", "-af"], capture_output=True)
+        subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
+        archive.unlink(missing_ok=True)
+        shutil.rmtree(store, ignore_errors=True)
 
 
 if __name__ == "__main__":
