@@ -32,6 +32,15 @@ def group_gid(name: str) -> int | None:
         return None
 
 
+def group_members(name: str) -> tuple[str, ...]:
+    """The group's members now (the hub makes them admins at start; later members are
+    admins through admin_groups once they log in)."""
+    try:
+        return tuple(sorted(grp.getgrnam(name).gr_mem))
+    except KeyError:
+        return ()
+
+
 def _run(cmd: list[str], stdin: str | None = None) -> None:
     proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
     if proc.returncode != 0:

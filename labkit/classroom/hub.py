@@ -25,6 +25,7 @@ class HubSettings:
     port: int = 8000
     proxy: str = ""                # configurable-http-proxy's path ("" = from PATH)
     teachers: tuple[str, ...] = ()
+    teacher_group: str = ""        # its members log in too, as the hub's admins
     cores: int = os.cpu_count() or 1
     course_dir: str = "curso"
 
@@ -61,6 +62,14 @@ def config_text(s: HubSettings) -> str:
         "c.JupyterHub.authenticator_class = 'pam'",
         f"c.Authenticator.allowed_users = {_set(s.students)}",
         f"c.Authenticator.admin_users = {_set(s.teachers)}",
+    ]
+    if s.teacher_group:
+        lines += [
+            "# The teachers' group: may log in, and administers the hub (start/stop any server).",
+            f"c.PAMAuthenticator.allowed_groups = {_set([s.teacher_group])}",
+            f"c.PAMAuthenticator.admin_groups = {_set([s.teacher_group])}",
+        ]
+    lines += [
         "",
         "# Each server is the student's own process, placed in <parent>/<user>/jupyter",
         "# (the student's caps) by the hub before it drops root.",
@@ -79,7 +88,6 @@ def config_text(s: HubSettings) -> str:
         "c.Spawner.start_timeout = 300",
         "c.Spawner.http_timeout = 120",
         f"c.JupyterHub.concurrent_spawn_limit = {spawn_limit}",
-        "c.JupyterHub.active_server_limit = 0",
         "# Servers survive a hub restart and are found again (LocalProcessSpawner keeps the pid).",
         "c.JupyterHub.cleanup_servers = False",
         "",

@@ -144,7 +144,8 @@ def apply(opts: Options, tree: Tree, old: State | None, new: State) -> None:
     _write(parent_file, opts.parent + "\n", new, old)
     hub = HubSettings(students=sorted(set(new.students) | set(old.students if old else ())),
                       etc=opts.etc, data=opts.data, parent=opts.parent, port=opts.port,
-                      proxy=opts.proxy, course_dir=COURSE_DIR)
+                      proxy=opts.proxy, course_dir=COURSE_DIR, teacher_group=opts.teacher_group,
+                      teachers=accounts.group_members(opts.teacher_group))
     _write(hub_file, config_text(hub), new, old)
     if opts.proc and not (old and old.proc):
         new.proc_old = procfs.hide(opts.proc, gid)

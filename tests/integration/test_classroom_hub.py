@@ -76,7 +76,13 @@ def hub(tmp_path):
     etc, data = base / "etc", base / "data"
     passwords = {a: secrets.token_urlsafe(12), b: secrets.token_urlsafe(12)}
     students = base / "turma.txt"
-    students.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))
+    students.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))  # before the teacher
+    # a teacher, in the teachers' group (the hub's admins), there before setup
+    teacher = f"lkh{sfx}t"
+    passwords[teacher] = secrets.token_urlsafe(12)
+    subprocess.run(["groupadd", teachers], check=True)
+    subprocess.run(["useradd", "-G", teachers, teacher], check=True)
+    subprocess.run(["chpasswd"], input=f"{teacher}:{passwords[teacher]}\n", text=True, check=True)
     port = free_port()
     r = subprocess.run([str(BIN / "labkit"), "classroom", "setup", "--students", str(students),
                         "--create", "--parent", parent, "--etc", str(etc), "--data", str(data),
@@ -114,10 +120,11 @@ def hub(tmp_path):
 
     try:
         start()
-        yield {"url": url, "a": a, "b": b, "passwords": passwords, "parent": parent,
+        yield {"url": url, "a": a, "b": b, "teacher": teacher, "passwords": passwords,
+               "parent": parent,
                "log": base / "hub.log", "procs": procs, "start": start}
     finally:
-        for user in (a, b):
+        for user in (a, b, teacher):
             subprocess.run(["pkill", "-TERM", "-u", user], capture_output=True)
         for proc in procs:
             if proc.poll() is None:
@@ -133,6 +140,8 @@ def hub(tmp_path):
         r = subprocess.run([str(BIN / "labkit"), "classroom", "teardown", "--etc", str(etc)],
                            capture_output=True, text=True)
         subprocess.run(["rm", "-rf", str(base)])
+        subprocess.run(["userdel", "--remove", teacher], capture_output=True)
+        subprocess.run(["groupdel", teachers], capture_output=True)
         assert r.returncode == 0, r.stderr
         if proxy_pid:  # teardown stops the proxy the hub left running
             deadline = time.monotonic() + 30
@@ -205,6 +214,11 @@ def test_two_students_log_in_each_server_in_its_own_slice_and_a_cannot_stop_b(hu
     req = urllib.request.Request(h["url"] + srv, headers={"Authorization": f"token {ta}"})
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.url.endswith(srv + "lab/tree/curso")
+    # the teacher (the teachers' group: the hub's admins) sees the class and may stop a server
+    tt = login(h, h["teacher"])
+    status, listed = api(h["url"], "/users", token=tt)
+    assert status == 200 and {h["a"], h["b"]} <= {u["name"] for u in listed}
+    assert api(h["url"], f"/users/{h['a']}/server", "DELETE", tt)[0] in (202, 204)
     # B stops its own server
     assert api(h["url"], f"/users/{h['b']}/server", "DELETE", tb)[0] in (202, 204)
 

@@ -100,7 +100,7 @@ def test_hub_config_is_valid_python_with_the_class_settings(tmp_path):
     traitlets = pytest.importorskip("traitlets.config")
     s = hub.HubSettings(students=["bia", "ana"], etc="/etc/labkit", data="/var/lib/x",
                         parent="lkclass", venv="/opt/venv", cores=2, teachers=("prof",),
-                        proxy="/opt/chp/bin/configurable-http-proxy")
+                        proxy="/opt/chp/bin/configurable-http-proxy", teacher_group="profs")
     text = hub.config_text(s)
     assert text == hub.config_text(s)  # stable: a second setup writes the same bytes
     c = traitlets.Config()
@@ -110,6 +110,7 @@ def test_hub_config_is_valid_python_with_the_class_settings(tmp_path):
     assert c.JupyterHub.authenticator_class == "pam"
     assert c.Authenticator.allowed_users == {"ana", "bia"}
     assert c.Authenticator.admin_users == {"prof"}
+    assert c.PAMAuthenticator.allowed_groups == {"profs"} == c.PAMAuthenticator.admin_groups
     assert c.Spawner.start_timeout >= 300 and c.Spawner.http_timeout >= 120
     assert c.JupyterHub.concurrent_spawn_limit == 4
     assert c.Spawner.cmd == ["/opt/venv/bin/jupyterhub-singleuser"]
