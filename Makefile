@@ -278,7 +278,7 @@ HUB_ETC  ?= /etc/labkit
 HUB_DATA ?= /var/lib/labkit/classroom
 
 $(CHP):
-	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends npm \
+	@mkdir -p $(STATE); command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends npm \
 	  >> $(STATE)/apt-install.log 2>&1; } || { echo "make setup: sem npm (no npm): apt-get install npm" >&2; exit 0; }; \
 	mkdir -p $(CHP_DIR) && cd $(CHP_DIR) && npm install --no-audit --no-fund --silent configurable-http-proxy@4.6
 
