@@ -382,3 +382,15 @@ def test_bad_command_lines_exit_125_in_portuguese(klass, args, message):
     assert r.returncode == 125, (r.stdout, r.stderr)
     assert message in r.stderr + r.stdout and "Traceback" not in r.stderr
     assert _snapshot(klass) == before
+
+
+def test_failure_half_way_undoes_what_this_run_made(klass):
+    """--proc names no proc mount: found only at the last step, after the accounts, ranges and
+    cgroups were made; the run undoes them all and says why."""
+    k = klass
+    before = _snapshot(k)
+    r = k.setup("--proc", os.path.join(k.base, "nao-e-proc"))
+    assert r.returncode == 125 and "nenhum sistema de arquivos proc" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert _snapshot(k) == before
+    assert not _exists(k.a) and not _exists(k.b)
