@@ -88,12 +88,16 @@ def _exists(user: str) -> bool:
 
 
 def _snapshot(k: Klass) -> dict:
-    """What bad input must not change."""
-    def text(p):
+    """What bad input must not change: this class's lines in the account and id files (other
+    work on this machine adds and removes its own users meanwhile), its cgroups and dirs."""
+    ours = (k.a + ":", k.b + ":", k.teachers + ":")
+
+    def lines(p):
         with open(p) as f:
-            return f.read()
-    return {"passwd": text("/etc/passwd"), "group": text("/etc/group"),
-            "subuid": text("/etc/subuid"), "subgid": text("/etc/subgid"),
+            return [line for line in f if line.startswith(ours) or f",{k.a}" in line
+                    or f":{k.a}" in line.split(":", 3)[-1]]
+    return {"passwd": lines("/etc/passwd"), "group": lines("/etc/group"),
+            "subuid": lines("/etc/subuid"), "subgid": lines("/etc/subgid"),
             "cgroups": [os.path.exists(d) for d in k.dirs(k.parent)],
             "etc": os.path.exists(k.etc), "data": os.path.exists(k.data)}
 
