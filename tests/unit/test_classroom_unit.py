@@ -12,6 +12,7 @@ from labkit.classroom.delegation import Caps, Tree
 from labkit.classroom.state import State, StudentState
 from labkit.errors import LabkitError
 from labkit.kernel.cgroups.mountinfo import Layout
+from requirements import require_module
 
 
 # -- names ------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def test_overlapping_ranges_are_refused(portuguese):
 # -- hub configuration ---------------------------------------------------------------------
 
 def test_hub_config_is_valid_python_with_the_class_settings(tmp_path):
-    traitlets = pytest.importorskip("traitlets.config")
+    traitlets = require_module("traitlets.config")
     s = hub.HubSettings(students=["bia", "ana"], etc="/etc/labkit", data="/var/lib/x",
                         parent="lkclass", venv="/opt/venv", cores=2, teachers=("prof",),
                         proxy="/opt/chp/bin/configurable-http-proxy", teacher_group="profs")
