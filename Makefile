@@ -7,6 +7,8 @@
 #   make record  re-execute notebooks and store their outputs (NB=notebooks/x.ipynb for one),
 #                only on a quiet machine (FORCE=1 records anyway)
 #   make bench   benchmarks (bench/bench_*.py), not tests
+#   make classroom  (root) set up a class (STUDENTS=file or a,b,c; a demo class if none), then
+#                JupyterHub on 127.0.0.1:8000 (labkit classroom setup; docs/classroom.md)
 #   make clean   caches and Jupyter state; `make distclean` also removes .venv
 #
 # Everything is idempotent: a second `make setup` only checks (well under a second).
@@ -21,6 +23,9 @@ STAMP   := $(VENV)/.labkit-setup-done
 CATALOG := labkit/locale/pt_BR/LC_MESSAGES/labkit.mo
 OVERRIDES_SRC := jupyter/overrides.json
 OVERRIDES     := $(VENV)/share/jupyter/lab/settings/overrides.json
+# labkit classroom's proxy (configurable-http-proxy from npm; see "classroom" below)
+CHP_DIR := $(CURDIR)/.cache/classroom/chp
+CHP     := $(CHP_DIR)/node_modules/.bin/configurable-http-proxy
 
 # Debian packages the course and its tests use (checked with dpkg-query, installed when missing).
 # Ubuntu names its kernel meta-package differently; a package this distribution or architecture
@@ -40,7 +45,7 @@ KERNEL_PKG := $(if $(filter ubuntu,$(OS_ID)),linux-image-generic,linux-image-amd
 DEBS := busybox-static podman skopeo runc crun uidmap iproute2 qemu-system-x86 $(KERNEL_PKG) e2fsprogs \
         docker-registry umoci hyperfine python3-venv chromium chromium-driver libatomic1 \
         debootstrap gcc libc6-dev linux-libc-dev openssl zstd util-linux mount bsdutils nftables \
-        libseccomp2 catatonit slirp4netns
+        libseccomp2 catatonit slirp4netns nodejs
 
 # Jupyter, IPython and matplotlib keep their state inside the project, never in ~.
 STATE := $(CURDIR)/.cache
@@ -84,7 +89,7 @@ help:
 # ---------------------------------------------------------------------------------------------
 # setup
 
-setup: debs $(STAMP) catalog jupyter-settings
+setup: debs $(STAMP) catalog jupyter-settings $(CHP)
 
 # Debian packages: one dpkg-query for all of them; apt-get update once, only if one is missing.
 debs:
@@ -128,7 +133,7 @@ $(STAMP): pyproject.toml | debs
 	fi; \
 	echo "make setup: pip install -e '.[lab,test]'"; \
 	$(VPY) -m pip install -q --upgrade pip && \
-	$(VPY) -m pip install -q -e '.[lab,test]' --config-settings editable_mode=compat && \
+	$(VPY) -m pip install -q -e '.[lab,test,classroom]' --config-settings editable_mode=compat && \
 	touch $@
 
 # The pt-BR catalog (Babel, tools/msgfmt.py; rewrites the .mo only when the fragments changed).
@@ -258,9 +263,29 @@ distclean: clean
 # under CI=true that is a failure (make setup installs both). CI is passed into the VM.
 # Python under QEMU/TCG is 10-25x slower: no plugin autoload (nbval alone costs ~30 s there).
 
-CG2_TESTS ?= $(wildcard tests/integration/test_cgroups*.py tests/integration/test_devices.py tests/integration/test_cgroup_view.py tests/integration/test_monitor.py tests/integration/test_stats.py tests/integration/test_spare.py tests/integration/test_security.py tests/integration/test_privileged.py tests/cgroup2)
+CG2_TESTS ?= $(wildcard tests/integration/test_cgroups*.py tests/integration/test_devices.py tests/integration/test_cgroup_view.py tests/integration/test_monitor.py tests/integration/test_stats.py tests/integration/test_spare.py tests/integration/test_security.py tests/integration/test_privileged.py tests/cgroup2 tests/integration/test_classroom.py)
 .PHONY: test-cgroup2
 test-cgroup2: $(SETUP_DEP)
 	@mkdir -p reports
 	$(VPY) tools/cg2vm.py --skip-missing --rw $(CURDIR)/reports -e PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -e CI -- \
 	  '$(CURDIR)/$(VPY) -m pytest -p no:cacheprovider -s -rs $(PYTEST_ARGS) --junitxml=reports/junit-cgroup2.xml $(CG2_TESTS)'
+
+# ---------------------------------------------------------------------------------------------
+# classroom: one server, a class (labkit classroom setup, docs/classroom.md). The hub's proxy,
+# configurable-http-proxy, comes from the npm registry: 4.6.x runs on Debian 12's node 18 (5.x
+# needs node >= 20). Debian's nodejs has npm apart; nodesource's carries its own.
+STUDENTS ?= aluno1,aluno2,aluno3
+HUB_ETC  ?= /etc/labkit
+HUB_DATA ?= /var/lib/labkit/classroom
+
+$(CHP):
+	@mkdir -p $(STATE); command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends npm \
+	  >> $(STATE)/apt-install.log 2>&1; } || { echo "make setup: sem npm (no npm): apt-get install npm" >&2; exit 0; }; \
+	mkdir -p $(CHP_DIR) && cd $(CHP_DIR) && npm install --no-audit --no-fund --silent configurable-http-proxy@4.6
+
+.PHONY: classroom
+classroom: setup
+	@[ "$$(id -u)" = 0 ] || { echo "make classroom: rode como root (run as root)" >&2; exit 1; }
+	$(VENV)/bin/labkit classroom setup --students $(STUDENTS) --create --proxy $(CHP) \
+	  --etc $(HUB_ETC) --data $(HUB_DATA) $(CLASSROOM_ARGS)
+	cd $(HUB_DATA) && exec $(CURDIR)/$(VENV)/bin/jupyterhub -f $(HUB_ETC)/jupyterhub/jupyterhub_config.py

@@ -18,7 +18,8 @@ from ..errors import LabkitError
 from ..i18n import _
 
 # Modules that add verbs; a missing one is skipped so areas can land apart.
-AREAS = ("containers", "images", "build", "registry", "slices", "system", "vm", "network", "volumes", "restarts")
+AREAS = ("containers", "images", "build", "registry", "slices", "system", "vm", "network", "volumes", "restarts",
+         "classroom")
 
 # Which areas a verb needs: `labkit run` imports and registers only "containers",
 # which keeps the command's start-up small (bench/bench_runtime.py measures it).
