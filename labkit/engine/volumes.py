@@ -167,18 +167,32 @@ class Volumes:
         image = [{"type": "volume", "source": "", "target": os.path.normpath(path), "readonly": False,
                   "nocopy": False, "options": "", "flags": [], "mode": "", "image": True}
                  for path in sorted(icfg.get("Volumes") or {}) if os.path.normpath(path) not in seen]
+        kept = self._kept_anonymous(cfg.get("reuse"))
         out = []
         for m in [*inherited, *image, *user]:
             if m["type"] == "bind":
                 _check_bind_source(m["source"], self.home)
             elif m["type"] == "volume":
-                doc, new = self._volume_make(m["source"] or None)
+                doc, new = self._volume_make(m["source"] or kept.get(m["target"]) or None)
                 if new:
                     made.append(doc["Name"])
                 m = {**m, "name": doc["Name"], "source": doc["Mountpoint"],
                      "anonymous": ANONYMOUS in doc["Labels"]}
             out.append(m)
         return out
+
+    def _kept_anonymous(self, cid: str | None) -> dict[str, str]:
+        """A restart or ``start`` (``reuse``: the same container) mounts the anonymous volumes
+        it had, by destination: it is the same container, so the same data (Docker's rule)."""
+        rec = (getattr(self, "previous", None) or {}).get(cid) if cid else None
+        if rec is None:
+            return {}
+        kept = {}
+        for m in rec.data.get("Mounts") or []:
+            doc = self._volume_doc(m.get("Name") or "") if m.get("Type") == "volume" else None
+            if doc is not None and ANONYMOUS in (doc.get("Labels") or {}):
+                kept[m["Destination"]] = doc["Name"]
+        return kept
 
     def _volumes_undo(self, cfg: dict) -> None:
         """A start that failed: the volumes it made go (nothing left behind)."""

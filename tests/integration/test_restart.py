@@ -276,3 +276,23 @@ def test_restart_keeps_limits_and_bind_mounts(tmp_path: Path):
         assert ctr.inspect()["HostConfig"]["Binds"] == [f"{tmp_path}:/dados:ro"]
     finally:
         ctr.remove(force=True)
+
+
+def test_a_restart_keeps_the_anonymous_volumes_and_rm_v_removes_them():
+    # the same container, so the same anonymous volume (-v /dados): each start appends a line
+    ctr = labkit.run("busybox", ["sh", "-c", "echo vez >> /dados/vezes; sleep 600"], detach=True,
+                     restart="always", volumes=["/dados"], name="anonimo")
+    try:
+        names = [m["Name"] for m in ctr.inspect()["Mounts"] if m["Type"] == "volume"]
+        assert len(names) == 1
+        assert wait_until(lambda: ctr.exec(["cat", "/dados/vezes"]).stdout == "vez\n")
+        os.kill(ctr.pid, signal.SIGKILL)
+        assert wait_until(lambda: ctr.restart_count == 1 and ctr.status == "running")
+        assert [m["Name"] for m in ctr.inspect()["Mounts"] if m["Type"] == "volume"] == names
+        assert wait_until(lambda: ctr.exec(["cat", "/dados/vezes"]).stdout == "vez\nvez\n")
+        ctr.restart(timeout=0)
+        assert wait_until(lambda: ctr.exec(["cat", "/dados/vezes"]).stdout == "vez\nvez\nvez\n")
+        assert [v.name for v in labkit.volumes()].count(names[0]) == 1
+    finally:
+        ctr.remove(force=True, volumes=True)
+    assert names[0] not in [v.name for v in labkit.volumes()]
