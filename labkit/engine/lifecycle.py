@@ -100,7 +100,7 @@ class Lifecycle:
                                   % {"spec": f"{source}:{target}"})
         if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
             raise LabkitError("run: expected 3 file descriptors")
-        network = cfg.get("network") or "none"
+        network = cfg.get("network") or "bridge"  # Docker's default
         net = None
         if network not in ("none", "host"):  # checked before anything is made: nothing left behind
             net = self._net_find(network)
@@ -144,8 +144,9 @@ class Lifecycle:
         try:
             reply = self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare,
                               net, ports_owner)
-            if lowers and not cfg.get("volumes") and network == "none":
+            if lowers and not cfg.get("volumes") and network != "host":
                 self.next_lowers = lowers  # it started: the next spare builds the root of this image
+                self.next_names = network != "none"  # ... with the name files mounted in /etc
             return reply
         except BaseException:
             self._ports_close(ports_owner)
@@ -229,20 +230,9 @@ class Lifecycle:
         except BaseException:
             self._delete(rec)
             raise
-        names, holder = [], None
         try:
-            if net is not None:
-                from .networking import holder as make_holder
-
-                holder = make_holder()
-                self._attach(rec, net, holder[2], "eth0", cfg.get("ip"), list(cfg.get("aliases") or []))
-            if network != "none":
-                names = self._name_files(rec, cfg, net)
+            names, holder = self._net_plug(rec, cfg, net, network, spare)
         except BaseException:
-            if holder is not None:
-                from .networking import release_holder
-
-                release_holder(holder[0], holder[1])
             self._fail_start(rec, cgroup, 0)
             raise
         opened = []
@@ -285,6 +275,7 @@ class Lifecycle:
                 except OSError:  # the spare died before its start: the usual way, in a new cgroup
                     self._discard_spare(spare, keep_dir=True)
                     cgroup = self.cgroups.create(rec.cgroup_name, limits)
+                    holder = self._net_replug(rec, cfg, net, spec)
             if not pid:
                 pid, error = spawn.start(spec, cgroup)
             master = self._console_master(console, error)
@@ -305,7 +296,8 @@ class Lifecycle:
         if ports_owner:
             self.port_socks[cid] = self.port_socks.pop(ports_owner, [])
         if net is not None:
-            self._net_rules(net)
+            if cfg.get("ports"):  # the chains hold only published ports
+                self._net_rules(net)
             self._names_changed(net)
         if detach:
             return {"ok": True, "id": cid, "name": name}
