@@ -44,7 +44,10 @@ sys.path.insert(0, ROOT)  # labkit.vm from this checkout, whatever python runs u
 
 from labkit.vm import initramfs, kernel, qemu  # noqa: E402 - after the path
 
-MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay"]  # + their deps, from modules.dep
+MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay",  # + their deps, from modules.dep
+           # bridge networks: the bridge and veth links, labkit's nftables table (nat chains,
+           # masquerade, DNAT, fib daddr type local, ct status)
+           "bridge", "veth", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_fib_inet", "nft_ct"]
 
 # Stage 1 (/init in the initramfs): load modules, build the root, switch to it.
 INIT = r"""#!/bin/busybox sh
