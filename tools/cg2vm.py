@@ -47,7 +47,8 @@ from labkit.vm import initramfs, kernel, qemu  # noqa: E402 - after the path
 MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay",  # + their deps, from modules.dep
            # bridge networks: the bridge and veth links, labkit's nftables table (nat chains,
            # masquerade, DNAT, fib daddr type local, ct status)
-           "bridge", "veth", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_fib_inet", "nft_ct"]
+           # (libcrc32c, under nf_tables, needs a crc32c first: a softdep modules.dep leaves out)
+           "bridge", "veth", "crc32c_generic", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_fib_inet", "nft_ct"]
 
 # Stage 1 (/init in the initramfs): load modules, build the root, switch to it.
 INIT = r"""#!/bin/busybox sh
@@ -63,6 +64,7 @@ mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work root /ne
 R=/newroot
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs shm $R/dev/shm
+ln -s /proc/self/fd $R/dev/fd; ln -s fd/0 $R/dev/stdin; ln -s fd/1 $R/dev/stdout; ln -s fd/2 $R/dev/stderr
 mount -t tmpfs -o mode=755 run $R/run; mount -t tmpfs -o mode=1777 tmp $R/tmp
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
 while read tag dir mode; do mkdir -p "$R$dir"; mount -t 9p -o $mode,trans=virtio,version=9p2000.L,access=any,msize=512000 $tag "$R$dir"; done </rw.list

@@ -85,6 +85,10 @@ class Networking:
         if name in SPECIAL or (name != DEFAULT and name in {n["Name"] for n in self._networks().values()}):
             raise Conflict(_("network with name %(name)s already exists") % {"name": name}, exit_code=125)
         ipam.check_name(name)
+        with ipam.host_lock():
+            return self._net_make(name, subnet, gateway, labels)
+
+    def _net_make(self, name: str, subnet: str | None, gateway: str | None, labels: dict | None) -> dict:
         taken = bridge.host_networks() + [ipaddress.ip_network(n["IPAM"]["Config"][0]["Subnet"])
                                           for n in self._networks().values()]
         net, gw = ipam.choose_subnet(taken, subnet, gateway)

@@ -20,12 +20,18 @@ from __future__ import annotations
 import json
 import subprocess
 
+from ...errors import LabkitError
+from ...i18n import _
+
 FAMILY, TABLE = "inet", "labkit"
 
 
 def _nft(commands: list[dict]) -> None:
-    subprocess.run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}),
-                   text=True, check=True, capture_output=True)
+    proc = subprocess.run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}),
+                          text=True, capture_output=True)
+    if proc.returncode != 0:  # nft's own words (a missing kernel module, say) reach the user
+        raise LabkitError(_("nft refused labkit's firewall rules: %(err)s")
+                          % {"err": proc.stderr.strip() or f"exit {proc.returncode}"})
 
 
 def ruleset() -> dict:
