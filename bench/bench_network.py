@@ -27,15 +27,18 @@ import time
 from common import (LABKIT_CLI, Scratch, have, machine, median_ms, report_cleanup, run_quiet, spread,
                     time_command)
 
-SEND = ("a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=65536 count={blocks} 2>/dev/null | nc {dst} 5001;"
+SEND = ("a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=65536 count={blocks} 2>/dev/null | nc {dst} 5001 || echo NC-FAILED;"
         " b=$(cut -d' ' -f1 /proc/uptime); echo $a $b; times")
-# busybox's small nc leaves when its own stdin ends: a pipe from sleep keeps it reading the socket.
-SERVE = "sleep 3600 | nc -l -p 5001 > /dev/null"
+# busybox's small nc leaves when its own stdin ends: a pipe from sleep keeps it reading the socket;
+# it also leaves when the sender is done, so a loop serves the next run (all on that one pipe).
+SERVE = "sleep 3600 | while true; do nc -l -p 5001 > /dev/null; done"
 LISTENING = ["grep", "-q", ":1389 00000000:0000 0A", "/proc/net/tcp"]  # port 5001, state LISTEN
 
 
 def mb_per_s(out: str, mb: int) -> tuple[float, float]:
     """(MB/s, CPU seconds per GB of the sender's children) from SEND's output."""
+    if "NC-FAILED" in out:
+        raise RuntimeError(f"the transfer failed: {out.strip()}")
     lines = out.strip().splitlines()
     a, b = map(float, lines[-3].split()[-2:])
     cpu = sum(_seconds(t) for t in lines[-1].split())  # children: user, sys ("0m1.230000s")
@@ -109,6 +112,7 @@ def main() -> int:
         wait_port([lk, "exec", "lkb-srv", *LISTENING])
         ip = json.loads(run_quiet([lk, "inspect", "lkb-srv"]).stdout)[0]["NetworkSettings"]["Networks"][
             "lkbench"]["IPAddress"]
+        ready = {"labkit container -> container": [lk, "exec", "lkb-srv", *LISTENING]}
         senders["labkit container -> container"] = [lk, "run", "--rm", "--network", "lkbench", "busybox", "sh",
                                                     "-c", SEND.format(blocks=blocks, dst=ip.strip())]
         if use_podman:
@@ -116,12 +120,14 @@ def main() -> int:
                               image, "sh", "-c", SERVE])
             ip = run_quiet(base + ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pb-srv"]).stdout.strip()
             wait_port(base + ["exec", "pb-srv", *LISTENING])
+            ready["podman container -> container"] = base + ["exec", "pb-srv", *LISTENING]
             senders["podman container -> container"] = base + [
                 "run", "--rm", *ulimits, "--cgroup-parent", f"/{s.tag}-podman", image, "sh", "-c",
                 SEND.format(blocks=blocks, dst=ip)]
         order = list(senders.items())
         for r in range(a.tput_runs):
             for key, argv in order[r % len(order):] + order[:r % len(order)]:
+                wait_port(ready[key])  # the server's loop listens again
                 tput.setdefault(key, []).append(mb_per_s(run_quiet(argv).stdout, a.mb))
         if have("busybox"):
             srv = subprocess.Popen(["busybox", "sh", "-c", SERVE.replace("5001", "5002")], start_new_session=True)
@@ -164,7 +170,7 @@ def main() -> int:
               f"  ({a.mb} MB)")
     if "podman container -> container" in med:
         r = med["labkit container -> container"][0] / med["podman container -> container"][0]
-        c = med["labkit container -> container"][1] / med["podman container -> container"][1]
+        c = med["labkit container -> container"][1] / max(med["podman container -> container"][1], 1e-9)
         print(f"labkit / podman throughput: {r:.2f}  (target >= 0.9: {'met' if r >= 0.9 else 'MISSED'}); "
               f"CPU per GB: {c:.2f}")
     return report_cleanup(problems)

@@ -56,6 +56,7 @@ INIT = r"""#!/bin/busybox sh
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in $(cat /modules.list); do insmod /mod/$m || echo "cg2vm: insmod $m failed"; done
+ip link set lo up  # 127.0.0.1, as on any booted system (a published port answers there)
 mkdir -p /lower /rw /newroot
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,cache=loose,msize=512000 hostroot /lower \
   || { echo "cg2vm: 9p mount failed"; poweroff -f; }
