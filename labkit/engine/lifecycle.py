@@ -283,7 +283,7 @@ class Lifecycle:
             for fd in opened:
                 os.close(fd)
             if holder is not None:  # PID 1 is in the namespace (or failed): the holder can go
-                from .networking import release_holder
+                from .netns import release_holder
 
                 release_holder(holder[0], holder[1])
         if error is not None:

@@ -30,6 +30,7 @@ from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from ..kernel.net import bridge, nat, veth
 from . import ipam
+from .netns import holder, release_holder
 from .state import now
 
 DEFAULT = "bridge"
@@ -351,40 +352,6 @@ class Networking:
                     self._ports_open(rec.id, rec.data["HostConfig"]["labkitPorts"])
                 except LabkitError:
                     traceback.print_exc()
-
-
-def holder() -> tuple[int, int, str]:
-    """Fork a process that only makes a network namespace and waits: (pid, pipe to end it, ns path)."""
-    from ..kernel import namespaces
-
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(ready_r)
-            os.close(stop_w)
-            namespaces.unshare(namespaces.CLONE_NEWNET)
-            os.write(ready_w, b"r")
-            os.read(stop_r, 1)  # EOF: the engine is done with it (or died)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(stop_r)
-    try:
-        if os.read(ready_r, 1) != b"r":
-            raise LabkitError(_("could not make a network namespace"))
-    finally:
-        os.close(ready_r)
-    return pid, stop_w, f"/proc/{pid}/ns/net"
-
-
-def release_holder(pid: int, stop_w: int) -> None:
-    os.close(stop_w)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def port_socket(proto: str, host_ip: str, port: int) -> socket.socket:
