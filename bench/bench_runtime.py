@@ -3,22 +3,25 @@
 All in one run, on the same busybox rootfs (labkit's own image: its unpacked
 layer is copied for the runc/crun bundles and podman pulls the OCI layout):
 
-- labkit API: ``labkit.run("busybox", ["/bin/true"])`` in a loop in this process
+- labkit API: ``labkit.run("busybox", ["/bin/true"], network=N)`` in a loop in this process
   (the engine is already up; each run creates, starts, reaps and removes a container)
-- labkit CLI: ``labkit run --rm busybox /bin/true`` (a new Python process per run)
+- labkit CLI: ``labkit run --rm --network N busybox /bin/true`` (a new Python process per run)
 - ``runc run`` and ``crun run`` (foreground; both delete the container on exit) on a
   bundle from ``runc spec``: absolute read-only root, no terminal, cgroupsPath set.
   crun 1.8.1 refuses hybrid hosts, so it runs as
   ``unshare -m sh -c 'umount /sys/fs/cgroup/unified && crun run ...'`` (skipped with the
   reason when it still refuses)
-- ``podman run --rm --network none`` with ``--runtime runc`` (private --root/--runroot)
+- ``podman run --rm --network N`` with ``--runtime runc`` (private --root/--runroot)
+
+``--network`` (N) is ``none`` (default) or ``bridge`` (labkit's default network and
+podman's; runc and crun get no network either way, as their bundles have none).
 
 Commands are timed with ``hyperfine -N`` when installed (else a subprocess loop).
 Prints medians (ms), min–max, and the ratios the targets are about:
 labkit API / crun (target ≤ 1) and labkit CLI / podman (target < 1/3).
 Needs root. Leaves no container, mount or cgroup behind (checked at the end).
 
-    .venv/bin/python bench/bench_runtime.py [--runs 50] [--warmup 3] [--skip podman,crun]
+    .venv/bin/python bench/bench_runtime.py [--runs 50] [--warmup 3] [--skip podman,crun] [--network bridge]
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5,
                     help="interleaved rounds (each subject runs runs/rounds times per round)")
     ap.add_argument("--skip", default="", help="comma list of: api,cli,runc,crun,podman")
+    ap.add_argument("--network", default="none", choices=["none", "bridge"],
+                    help="network of the labkit and podman containers (runc/crun: none)")
     ap.add_argument("--no-hyperfine", action="store_true", help="time commands with our own loop")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -79,7 +84,7 @@ def main() -> int:
         subjects: list[tuple[str, object]] = []
         if "api" not in skip:
             def one() -> None:
-                r = labkit.run("busybox", ["/bin/true"])
+                r = labkit.run("busybox", ["/bin/true"], network=a.network)
                 if r.exit_code != 0:
                     raise RuntimeError(f"labkit.run exited {r.exit_code}: {r.stderr}")
                 labkit_ids.append(r.id)
@@ -92,7 +97,7 @@ def main() -> int:
                 t = time_call(one, k, w)
                 return t, proc_cpu(epid) + sum(os.times()[:2]) - c0
 
-            subjects.append(("labkit API  labkit.run('busybox', ['/bin/true'])", api))
+            subjects.append((f"labkit API  labkit.run('busybox', ['/bin/true'], network='{a.network}')", api))
 
         def command(key: str, argv: list[str]) -> None:
             probe = run_quiet(argv, check=False)
@@ -109,8 +114,8 @@ def main() -> int:
             subjects.append((key, timed))
 
         if "cli" not in skip:
-            command("labkit CLI  labkit run --rm busybox /bin/true",
-                    [str(LABKIT_CLI), "run", "--rm", "busybox", "/bin/true"])
+            command(f"labkit CLI  labkit run --rm --network {a.network} busybox /bin/true",
+                    [str(LABKIT_CLI), "run", "--rm", "--network", a.network, "busybox", "/bin/true"])
 
         if "runc" not in skip:
             if have("runc"):
@@ -132,13 +137,13 @@ def main() -> int:
                 results[key] = (None, "crun not installed (apt-get install -y crun)")
 
         if "podman" not in skip:
-            key = "podman run --rm --network none (--runtime runc)"
+            key = f"podman run --rm --network {a.network} (--runtime runc)"
             if have("podman"):
                 s.extra_cleanup.append(lambda: podman_cleanup(s))
                 base = podman_base(s)
                 pulled = run_quiet(base + ["pull", "-q", f"oci:{s.home / 'images'}:localhost/busybox:latest"])
                 image_id = pulled.stdout.strip().splitlines()[-1]  # named after the path; use the ID
-                command(key, base + ["run", "--rm", "--network", "none",
+                command(key, base + ["run", "--rm", "--network", a.network,
                                      "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
                                      "--cgroup-parent", f"/{s.tag}-podman", image_id, "/bin/true"])
             else:

@@ -99,7 +99,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         entrypoint: str | Iterable[str] | None = None, memory: Any = None, cpus: Any = None,
         cpu_shares: int | None = None, cpuset_cpus: str | None = None, memory_swap: Any = None,
         pids_limit: Any = "default", detach: bool = False, remove: bool | None = None,
-        stdin: bytes | str | None = None, timeout: float | None = None, network: str = "none",
+        stdin: bytes | str | None = None, timeout: float | None = None, network: str = "bridge",
         stdout: Any = None, stderr: Any = None, home: Path | None = None,
         devices: Any = None, cap_add: Iterable[str] | None = None,
         cap_drop: Iterable[str] | None = None, read_only: bool = False, ports: Any = None,
@@ -115,8 +115,9 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     exit code and the output; the container is removed afterwards unless
     ``remove=False``. With ``detach=True`` it returns a running
     :class:`Container` at once (kept after exit unless ``remove=True``).
-    ``network`` is ``"none"`` (its own network namespace with only ``lo``),
-    ``"host"``, ``"bridge"`` or a network made with :func:`labkit.network`;
+    ``network`` is ``"bridge"`` (the default, as Docker's: ``eth0`` on the engine's
+    default bridge), ``"none"`` (its own network namespace with only ``lo``),
+    ``"host"`` or a network made with :func:`labkit.network`;
     ``ports`` (``["8080:80"]`` or ``{"80/tcp": 8080}``), ``publish_all``, ``ip``,
     ``network_aliases``, ``add_hosts`` (``["db:10.0.0.5"]``) and ``dns`` as
     ``docker run``'s ``-p``, ``-P``, ``--ip``, ``--network-alias``, ``--add-host``, ``--dns``.

@@ -25,7 +25,7 @@ para-virtualised /dev/kvm devices may hang guests, hence the probe.
 print why and exit 0 (used by ``make test-cgroup2``: skipped loudly, not failed),
 except under ``CI=true``, where make setup has installed them: then it is exit 127.
 
-usage: tools/cg2vm.py [-m 512M] [--cpus 2] [--timeout 900] [--rw DIR] [-e NAME=VAL]
+usage: tools/cg2vm.py [-m 512M] [--cpus 2] [--timeout 2400] [--rw DIR] [-e NAME=VAL]
                       [--skip-missing] -- 'shell command'
 Boots through labkit.vm (kernel, initramfs, qemu): one place boots a guest kernel.
 Kernel cache: $CG2VM_CACHE or <project>/.cache/cg2vm.
@@ -44,7 +44,11 @@ sys.path.insert(0, ROOT)  # labkit.vm from this checkout, whatever python runs u
 
 from labkit.vm import initramfs, kernel, qemu  # noqa: E402 - after the path
 
-MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay"]  # + their deps, from modules.dep
+MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay",  # + their deps, from modules.dep
+           # bridge networks: the bridge and veth links, labkit's nftables table (nat chains,
+           # masquerade, DNAT, fib daddr type local, ct status)
+           # (libcrc32c, under nf_tables, needs a crc32c first: a softdep modules.dep leaves out)
+           "bridge", "veth", "crc32c_generic", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_fib_inet", "nft_ct"]
 
 # Stage 1 (/init in the initramfs): load modules, build the root, switch to it.
 INIT = r"""#!/bin/busybox sh
@@ -52,6 +56,7 @@ INIT = r"""#!/bin/busybox sh
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in $(cat /modules.list); do insmod /mod/$m || echo "cg2vm: insmod $m failed"; done
+ip link set lo up  # 127.0.0.1, as on any booted system (a published port answers there)
 mkdir -p /lower /rw /newroot
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,cache=loose,msize=512000 hostroot /lower \
   || { echo "cg2vm: 9p mount failed"; poweroff -f; }
@@ -60,6 +65,7 @@ mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work root /ne
 R=/newroot
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs shm $R/dev/shm
+ln -s /proc/self/fd $R/dev/fd; ln -s fd/0 $R/dev/stdin; ln -s fd/1 $R/dev/stdout; ln -s fd/2 $R/dev/stderr
 mount -t tmpfs -o mode=755 run $R/run; mount -t tmpfs -o mode=1777 tmp $R/tmp
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
 while read tag dir mode; do mkdir -p "$R$dir"; mount -t 9p -o $mode,trans=virtio,version=9p2000.L,access=any,msize=512000 $tag "$R$dir"; done </rw.list
@@ -165,7 +171,7 @@ def main() -> int:
     ap.add_argument("--accel", default=os.environ.get("CG2VM_ACCEL", "auto"),
                     choices=("auto", "tcg", "kvm"))
     ap.add_argument("--cpu", default=os.environ.get("CG2VM_CPU"), help="qemu -cpu model")
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("CG2VM_TIMEOUT", 900)))
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("CG2VM_TIMEOUT", 2400)))
     ap.add_argument("--kver", default=os.environ.get("CG2VM_KVER"))
     ap.add_argument("--cache", default=os.environ.get("CG2VM_CACHE",
                                                       os.path.join(ROOT, ".cache", "cg2vm")))

@@ -39,8 +39,8 @@ def _build_flags(p) -> None:
     p.add_argument("-f", "--file", metavar=_("FILE"), help=_("name of the Dockerfile (default: CONTEXT/Dockerfile; - reads it from STDIN)"))
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V", help=_("set a build-time variable"))
     p.add_argument("--no-cache", action="store_true", help=_("do not use the cache when building the image"))
-    p.add_argument("--network", default="none", metavar=_("NETWORK"),
-                   help=_("network for RUN instructions: none (default), host, bridge or a network made "
+    p.add_argument("--network", default="bridge", metavar=_("NETWORK"),
+                   help=_("network for RUN instructions: bridge (default), none, host or a network made "
                           "with labkit network create"))
     p.add_argument("--target", metavar=_("STAGE"), help=_("build up to this stage"))
     p.add_argument("--label", action="append", default=[], metavar="K=V", help=_("set a label on the image"))

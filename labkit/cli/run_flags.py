@@ -61,8 +61,8 @@ RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
                                     "(it can take over the host)")}),
     (("--read-only",), {"action": "store_true", "help": N_("mount the container's root filesystem as read only")}),
     (("--entrypoint",), {"help": N_("overwrite the default ENTRYPOINT of the image")}),
-    (("--network",), {"default": "none", "metavar": "NETWORK",
-                      "help": N_("network: none (its own namespace, only lo; default), host, bridge "
+    (("--network",), {"default": "bridge", "metavar": "NETWORK",
+                      "help": N_("network: bridge (default), none (its own namespace, only lo), host "
                                  "or a network made with labkit network create")}),
     (("-p", "--publish"), {"action": "append", "default": [], "metavar": "[IP:]HOST:CONTAINER[/PROTO]",
                            "help": N_("publish a container's port on the host")}),

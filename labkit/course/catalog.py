@@ -105,7 +105,7 @@ register(Exercise(
      p(c.container_sees_host_network, "na-rede-do-host"),
      p(c.container_namespaces_differ, "na-rede-do-host", ["pid", "uts", "mnt", "ipc"])],
     hints=[
-        "labkit.run has a network= parameter; its default is \"none\".",
+        "labkit.run has a network= parameter; its default is \"bridge\".",
         "network=\"host\" keeps the container in the host's network namespace; the "
         "other namespaces are still its own.",
         "From the host, /proc/<PID>/net/dev lists the interfaces the process sees.",

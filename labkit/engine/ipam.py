@@ -10,7 +10,10 @@ host-local plugin keeps them), so a restarted engine reads them back.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
+import os
 import re
 from pathlib import Path
 
@@ -18,6 +21,21 @@ from ..errors import Conflict, LabkitError
 from ..i18n import _
 
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
+HOST_LOCK = Path("/run/labkit/subnets.lock")  # host-wide: every home's engine picks from one pool
+
+
+@contextlib.contextmanager
+def host_lock():
+    """Held from choosing a subnet until its bridge holds the gateway address: two engines
+    (two homes) making a network at the same moment would otherwise both pick the first free
+    subnet of the pool (each sees the other's bridge only once it exists)."""
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def pool() -> list[ipaddress.IPv4Network]:

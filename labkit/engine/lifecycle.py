@@ -97,7 +97,7 @@ class Lifecycle:
             name = random_name(taken)
         if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
             raise LabkitError("run: expected 3 file descriptors")
-        network = cfg.get("network") or "none"
+        network = cfg.get("network") or "bridge"  # Docker's default
         network = check_run(cfg, network, self.cgroups)  # rootless: slirp4netns, ports >= 1024, limits
         net = None
         if network not in ("none", "host", SLIRP):  # checked before anything is made: nothing left behind
@@ -151,8 +151,9 @@ class Lifecycle:
         try:
             reply = self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare,
                               net, ports_owner)
-            if lowers and not cfg.get("volumes") and network == "none":
+            if lowers and not cfg.get("volumes") and network != "host":
                 self.next_lowers = lowers  # it started: the next spare builds the root of this image
+                self.next_names = network != "none"  # ... with the name files mounted in /etc
             return reply
         except BaseException:
             self._ports_close(ports_owner)
@@ -239,22 +240,19 @@ class Lifecycle:
         except BaseException:
             self._delete(rec)
             raise
-        names, holder = [], None
         try:
-            if net is not None:
-                from .networking import holder as make_holder
-
-                holder = make_holder()
-                self._attach(rec, net, holder[2], "eth0", cfg.get("ip"), list(cfg.get("aliases") or []))
-            elif network == SLIRP:
+            if network == SLIRP:
                 holder = slirp_up(rec.id, rec.dir, cfg)  # rootless: its namespace, tap0 configured
-            if network != "none":
-                names = self._name_files(rec, cfg, net)
-        except BaseException:
-            if holder is not None:
-                from .networking import release_holder
+                try:
+                    names = self._name_files(rec, cfg, None)
+                except BaseException:
+                    from .networking import release_holder
 
-                release_holder(holder[0], holder[1])
+                    release_holder(holder[0], holder[1])
+                    raise
+            else:
+                names, holder = self._net_plug(rec, cfg, net, network, spare)
+        except BaseException:
             self._fail_start(rec, cgroup, 0)
             raise
         opened = []
@@ -297,6 +295,7 @@ class Lifecycle:
                 except OSError:  # the spare died before its start: the usual way, in a new cgroup
                     self._discard_spare(spare, keep_dir=True)
                     cgroup = self.cgroups.create(rec.cgroup_name, limits)
+                    holder = self._net_replug(rec, cfg, net, spec)
             if not pid:
                 pid, error = spawn.start(spec, cgroup)
             master = self._console_master(console, error)
@@ -304,7 +303,7 @@ class Lifecycle:
             for fd in opened:
                 os.close(fd)
             if holder is not None:  # PID 1 is in the namespace (or failed): the holder can go
-                from .networking import release_holder
+                from .netns import release_holder
 
                 release_holder(holder[0], holder[1])
         if error is not None:
@@ -318,7 +317,8 @@ class Lifecycle:
         if ports_owner:
             self.port_socks[cid] = self.port_socks.pop(ports_owner, [])
         if net is not None:
-            self._net_rules(net)
+            if cfg.get("ports"):  # the chains hold only published ports
+                self._net_rules(net)
             self._names_changed(net)
         if detach:
             return {"ok": True, "id": cid, "name": name}

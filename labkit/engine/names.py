@@ -6,7 +6,9 @@ networks (name, aliases, host name) and ``--add-host`` entries; it is
 rewritten *in place* when peers come and go, because a bind mount holds the
 inode (a new file renamed over it would not be seen inside). ``resolv.conf``
 points at the network's DNS server (:mod:`.dns`) on user-defined networks, at
-the host's resolvers on ``bridge``, or at ``--dns``. With ``--network host`` the
+the host's resolvers on ``bridge`` (minus the loopback ones, which would be
+the container's own; Google's public ones if none is left: Docker's rules), or
+at ``--dns``. With ``--network host`` the
 container gets the host's own two files, read-only.
 """
 from __future__ import annotations
@@ -16,6 +18,21 @@ import os
 from .dns import resolv_conf
 
 DEFAULT = "bridge"
+FALLBACK = ["8.8.8.8", "8.8.4.4"]  # Docker's, when the host has only loopback resolvers
+
+
+def usable_nameservers(servers: list[str]) -> list[str]:
+    """The host's resolvers a container can reach: not 127.x nor ::1 (Docker's filter)."""
+    import ipaddress
+
+    out = []
+    for s in servers:
+        try:
+            if not ipaddress.ip_address(s.split("%")[0]).is_loopback:
+                out.append(s)
+        except ValueError:
+            continue
+    return out or list(FALLBACK)
 
 
 class Names:
@@ -50,6 +67,8 @@ class Names:
 
     def _names_changed(self, net: dict) -> None:
         """Rewrite ``/etc/hosts`` of every container on ``net`` (in place: it is bind-mounted)."""
+        if net["Name"] == DEFAULT:  # no names by peer there: nobody's hosts changes
+            return
         for rec, _ep in self._endpoints(net):
             path = rec.dir / "hosts"
             if path.exists():
@@ -70,7 +89,7 @@ class Names:
         elif net is not None and net["Name"] != DEFAULT:
             servers = [net["IPAM"]["Config"][0]["Gateway"]]  # our DNS answers there (see .dns)
         else:
-            servers = host["nameserver"]
+            servers = usable_nameservers(host["nameserver"])
         text = "".join(f"nameserver {s}\n" for s in servers)
         for key in ("search", "options"):
             if host[key]:

@@ -7,11 +7,14 @@ inspect`` shows) plus its leases (:mod:`.ipam`). On the host it is a bridge
 server on the gateway's port 53 (:mod:`.dns`). ``bridge`` is made on first use,
 as Docker's default network; like Docker's, it has no DNS by name.
 
-A container on a bridge network gets its network namespace from a *holder*
-(a forked process that only ``unshare()``s ``CLONE_NEWNET`` and waits): the
-veth is moved in and configured there, then the container's PID 1
-``setns()``s into it before its root is built, so its command starts with
-``eth0`` ready. Its name files are :mod:`.names`'.
+``bridge`` is also the default network of ``run`` (and of a build's ``RUN``).
+A container on a bridge network usually starts from the spare (:mod:`.spare`),
+whose network namespace exists already: the veth is plugged in there when the
+spare is claimed. Without a spare its namespace comes from a *holder* (a forked
+process that only ``unshare()``s ``CLONE_NEWNET`` and waits): the veth is
+configured there, then the container's PID 1 ``setns()``s into it before its
+root is built. Either way its command starts with ``eth0`` ready. Its name
+files are :mod:`.names`'.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from ..kernel.net import bridge, nat, veth
 from . import ipam
+from .netns import holder, release_holder
 from .state import now
 
 DEFAULT = "bridge"
@@ -82,6 +86,10 @@ class Networking:
         if name in SPECIAL or (name != DEFAULT and name in {n["Name"] for n in self._networks().values()}):
             raise Conflict(_("network with name %(name)s already exists") % {"name": name}, exit_code=125)
         ipam.check_name(name)
+        with ipam.host_lock():
+            return self._net_make(name, subnet, gateway, labels)
+
+    def _net_make(self, name: str, subnet: str | None, gateway: str | None, labels: dict | None) -> dict:
         taken = bridge.host_networks() + [ipaddress.ip_network(n["IPAM"]["Config"][0]["Subnet"])
                                           for n in self._networks().values()]
         net, gw = ipam.choose_subnet(taken, subnet, gateway)
@@ -137,7 +145,7 @@ class Networking:
                 traceback.print_exc()
 
     def _net_remove(self, net: dict) -> None:
-        if net["Name"] in SPECIAL:
+        if net["Name"] in (*SPECIAL, DEFAULT):
             raise LabkitError(_("%(name)s is a pre-defined network and cannot be removed") % {"name": net["Name"]},
                               exit_code=1)
         users = [r.name for r, _ep in self._endpoints(net)]
@@ -167,6 +175,8 @@ class Networking:
         return {"ok": True, "network": self._net_view(self._net_find(msg["ref"]))}
 
     def op_network_rm(self, msg, fds, conn):
+        if msg["ref"] in (*SPECIAL, DEFAULT):  # made on demand or not: never removed (Docker's rule)
+            self._net_remove({"Name": msg["ref"]})
         net = self._net_find(msg["ref"], create_default=False)
         self._net_remove(net)
         return {"ok": True, "name": net["Name"]}
@@ -240,21 +250,60 @@ class Networking:
         ep = rec.data["NetworkSettings"]["Networks"].pop(name, None)
         if not ep:
             return
-        for step in (lambda: veth.delete(ep["labkitHostInterface"]),):
-            try:
-                step()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
+        if rec.running:  # disconnect: the pair goes now
+            self._veth_delete(ep["labkitHostInterface"])
+        else:  # its namespace is gone and the kernel removes the pair with it; a delete of ours would
+            # wait for an RCU grace period (15 ms here) in the engine's loop: only if it is still there
+            self.later(2.0, lambda: self._veth_delete(ep["labkitHostInterface"]))
         try:
             net = self._net_find(ep["NetworkID"], create_default=False)
         except NotFound:
             return
         self._leases(net).release(ep["IPAddress"])
         try:
-            self._net_rules(net)
+            if rec.data["HostConfig"].get("labkitPorts"):  # the chains hold only published ports
+                self._net_rules(net)
             self._names_changed(net)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
+
+    @staticmethod
+    def _veth_delete(host_name: str) -> None:
+        try:
+            veth.delete(host_name)
+        except Exception:  # noqa: BLE001 - remove what can be removed
+            traceback.print_exc()
+
+    def _net_plug(self, rec, cfg: dict, net: dict | None, network: str, spare) -> tuple[list, tuple | None]:
+        """A new container's endpoint and name files: (bind mounts for /etc, holder or None).
+
+        The veth goes into the spare's namespace if there is a spare, else into a holder's.
+        """
+        holder_ = None
+        try:
+            if net is not None:
+                if spare is not None:
+                    netns = f"/proc/{spare.pid}/ns/net"
+                else:
+                    holder_ = holder()
+                    netns = holder_[2]
+                self._attach(rec, net, netns, "eth0", cfg.get("ip"), list(cfg.get("aliases") or []))
+            names = self._name_files(rec, cfg, net) if network != "none" else []
+        except BaseException:
+            if holder_ is not None:
+                release_holder(holder_[0], holder_[1])
+            raise
+        return names, holder_
+
+    def _net_replug(self, rec, cfg: dict, net: dict | None, spec: dict) -> tuple | None:
+        """The spare died after its claim: its endpoint went with it; plug one into a holder."""
+        if net is None:
+            return None
+        for name in list(rec.data["NetworkSettings"]["Networks"]):
+            self._detach(rec, name)
+        _names, holder_ = self._net_plug(rec, cfg, net, net["Name"], None)
+        spec["netns"] = holder_[2]
+        return holder_
 
     def _net_release(self, rec) -> None:
         """A container stopped: give back everything its endpoints held (the record keeps the view)."""
@@ -303,40 +352,6 @@ class Networking:
                     self._ports_open(rec.id, rec.data["HostConfig"]["labkitPorts"])
                 except LabkitError:
                     traceback.print_exc()
-
-
-def holder() -> tuple[int, int, str]:
-    """Fork a process that only makes a network namespace and waits: (pid, pipe to end it, ns path)."""
-    from ..kernel import namespaces
-
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(ready_r)
-            os.close(stop_w)
-            namespaces.unshare(namespaces.CLONE_NEWNET)
-            os.write(ready_w, b"r")
-            os.read(stop_r, 1)  # EOF: the engine is done with it (or died)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(stop_r)
-    try:
-        if os.read(ready_r, 1) != b"r":
-            raise LabkitError(_("could not make a network namespace"))
-    finally:
-        os.close(ready_r)
-    return pid, stop_w, f"/proc/{pid}/ns/net"
-
-
-def release_holder(pid: int, stop_w: int) -> None:
-    os.close(stop_w)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
 
 
 def port_socket(proto: str, host_ip: str, port: int) -> socket.socket:

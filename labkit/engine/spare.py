@@ -10,6 +10,7 @@ import secrets
 import traceback
 
 from . import spawn
+from ..kernel.userns import rootless
 
 
 class SparePool:
@@ -29,26 +30,36 @@ class SparePool:
             cdir = self.cdir / cid
             root = {"lowerdirs": self.next_lowers, "upperdir": str(cdir / "upper"), "workdir": str(cdir / "work"),
                     "rootfs": str(cdir / "rootfs"), "volumes": []}
+            if getattr(self, "next_names", False):  # the last run had a network: /etc's three name files
+                root["volumes"] = name_mounts(cdir)
         try:  # the spare makes its cgroup itself; the run's limits come later
             self.spare = spawn.make_spare(cid, cgroup, lambda: self.cgroups.create(name, Limits.partial()), root)
             self.spare.layers = _identity(root["lowerdirs"]) if root else None
         except Exception:  # noqa: BLE001 - without a spare, containers start the usual way
             traceback.print_exc()
+            if root is not None and root["volumes"]:  # the name files made above
+                import shutil
+
+                shutil.rmtree(self.cdir / cid, ignore_errors=True)
 
     def _take_spare(self, cfg: dict, lowers: list[str]) -> spawn.Spare | None:
-        """The spare, if it fits this request: its own network, no volumes, no
-        ``--device`` (its cgroup and its /dev are made already), and the image it
-        built the root of (if it did).
+        """The spare, if it fits this request: not ``--network host`` (it has a network
+        namespace of its own, where a bridge network's veth is plugged in at claim
+        time), no volumes, no ``--device`` (its cgroup and its /dev are made already),
+        and the image it built the root of (if it did), with the name files mounted
+        if and only if the request has a network.
 
         A spare's mount namespace is a copy of the host's from when it was
         made; a volume's source may be a mount made since then.
         """
         spare = self.spare
         if spare is None or cfg.get("reuse") or cfg.get("create_only") or cfg.get("volumes") or cfg.get("devices") or cfg.get("privileged") \
-                or (cfg.get("network") or "none") != "none":
-            return None
+                or cfg.get("network") == "host" or (rootless() and cfg.get("network") != "none"):
+            return None  # rootless bridge = slirp4netns, with a namespace of its own
         self.spare = None
-        if spare.root is not None and (spare.root["lowerdirs"] != lowers or _identity(lowers) != spare.layers):
+        names = (cfg.get("network") or "bridge") != "none"
+        if spare.root is not None and (spare.root["lowerdirs"] != lowers or _identity(lowers) != spare.layers
+                                       or bool(spare.root["volumes"]) != names):
             # another image, or its layers were removed and unpacked again: dropped after the reply
             spare.used = True
             self.dropping.append(spare)
@@ -92,6 +103,17 @@ class SparePool:
         except Exception:  # noqa: BLE001
             traceback.print_exc()
             return False
+
+
+def name_mounts(cdir) -> list[list]:
+    """``/etc/resolv.conf``, ``/etc/hostname`` and ``/etc/hosts`` from the container's directory
+    (made empty here; the engine writes them in place when the container starts, see .names)."""
+    cdir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in ("resolv.conf", "hostname", "hosts"):
+        (cdir / name).touch()
+        out.append([str(cdir / name), f"/etc/{name}", False])
+    return out
 
 
 def _identity(dirs: list[str]) -> list[tuple[int, int]] | None:

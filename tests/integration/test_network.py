@@ -292,3 +292,48 @@ def test_network_figure_shows_bridge_veths_and_names(net):
     for want in (net.bridge, net.subnet, net.gateway, a.name, "cache", a.ip, b.name, b.ip,
                  a.inspect()["NetworkSettings"]["Networks"][net.name]["labkitHostInterface"]):
         assert want in texts
+
+
+def test_default_bridge_like_docker_files_no_names_and_not_removable():
+    """``run`` with no network goes to ``bridge``: an address there, its own three name files,
+    the host's resolvers minus loopback ones, no names of its peers (Docker's default bridge has
+    no DNS by name), and ``bridge`` cannot be removed nor pruned."""
+    from labkit.engine.names import usable_nameservers
+    from labkit.engine.dns import resolv_conf
+
+    a = busybox("sleep 300", detach=True, hostname="alfa")
+    b = busybox("while true; do echo ola-bridge | nc -l -p 7000; done", detach=True)
+    default = labkit.get_network("bridge")
+    assert a.inspect()["HostConfig"]["NetworkMode"] == "bridge"
+    for c in (a, b):
+        assert ipaddress.ip_address(c.ip) in ipaddress.ip_network(default.subnet)
+    assert "bridge" in [n.name for n in labkit.networks()]
+    assert {a.id, b.id} <= set(default.inspect()["Containers"])
+    hosts = a.exec(["cat", "/etc/hosts"]).stdout
+    resolv = a.exec(["cat", "/etc/resolv.conf"]).stdout
+    print(hosts, resolv)
+    assert f"{a.ip}\talfa" in hosts and b.name not in hosts and b.ip not in hosts
+    assert a.exec(["cat", "/etc/hostname"]).stdout == "alfa\n"
+    servers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
+    assert servers == usable_nameservers(resolv_conf("nameserver"))
+    assert not any(s.startswith("127.") or s == "::1" for s in servers)
+    got = a.exec(["sh", "-c", f"for i in $(seq 50); do nc {b.ip} 7000 && break; sleep 0.1; done"]).stdout
+    assert "ola-bridge" in got  # by address, over the bridge
+    r = cli("network", "rm", "bridge")
+    assert r.returncode == 1 and "predefinida" in r.stderr, r.stderr
+    assert "bridge" not in labkit.prune_networks()
+    assert labkit.get_network("bridge").id == default.id
+    a.remove(force=True)
+    b.remove(force=True)
+
+
+def test_build_run_steps_default_to_the_bridge():
+    from labkit.images.store import Store
+
+    ref = "itest/net-default:1"
+    labkit.build(dockerfile="FROM busybox\nRUN ls /sys/class/net > /redes\n", tag=ref, no_cache=True, quiet=True)
+    try:
+        r = labkit.run(ref, ["cat", "/redes"], network="none")
+        assert r.stdout.split() == ["eth0", "lo"]
+    finally:
+        Store().remove(ref)

@@ -6,6 +6,7 @@ removes every container it makes (the ``no_leftovers`` fixture checks).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import time
@@ -187,7 +188,7 @@ def test_two_containers_do_not_share_namespaces(detached):
 
 
 def test_only_loopback_and_it_is_up():
-    r = sh("ls /sys/class/net; ip -o link; ip -o addr show lo")
+    r = sh("ls /sys/class/net; ip -o link; ip -o addr show lo", network="none")
     lines = r.stdout.splitlines()
     assert lines[0] == "lo", r.stdout  # the only interface
     links = [ln for ln in lines if ": <" in ln and "link/" in ln]
@@ -425,9 +426,15 @@ def test_network_host_shares_only_the_net_namespace(detached):
     assert ctr.inspect()["HostConfig"]["NetworkMode"] == "host"
 
 
-def test_network_none_is_the_default_and_unknown_is_refused():
+def test_network_bridge_is_the_default_none_has_only_lo_and_unknown_is_refused():
     from labkit.errors import LabkitError
 
+    r = sh("ls /sys/class/net; ip -o -4 addr show eth0; ip route")
+    assert r.stdout.split()[:2] == ["eth0", "lo"], r.stdout  # Docker's default: the bridge network
+    bridge = labkit.get_network("bridge")
+    addr = r.stdout.split(" inet ")[1].split()[0]
+    assert ipaddress.ip_interface(addr).network == ipaddress.ip_network(bridge.subnet)
+    assert f"default via {bridge.gateway} dev eth0" in r.stdout
     assert sh("ls /sys/class/net", network="none").stdout == "lo\n"
     with pytest.raises(LabkitError) as info:
         sh("true", network="bridge-que-nao-existe")

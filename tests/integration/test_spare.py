@@ -8,6 +8,7 @@ cases it cannot serve start the usual way, and that it leaves nothing behind.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -66,7 +67,10 @@ def cgroup_dirs(cid: str) -> list[str]:
 
 
 def test_run_takes_the_spare_and_the_engine_makes_the_next():
-    s = spare()
+    # the spare fits a run like the last one (image, network or not): a busybox run on the
+    # default network first, whatever the test before this one ran
+    labkit.run("busybox", ["true"])
+    s = until(lambda: client.request({"op": "ping"}).get("spare"), "the engine made no spare")
     r = labkit.run("busybox", ["hostname"])
     assert r.exit_code == 0
     assert r.stdout.strip() == s["id"][:12], "the container did not start from the spare"
@@ -269,3 +273,25 @@ def test_a_spare_that_fails_is_removed_at_once():
     assert not (Path(paths.home()) / "containers" / s["id"]).exists()
     r = labkit.run("busybox", ["echo", "ok"])  # and the next run is not bothered
     assert r.stdout == "ok\n"
+
+
+def test_the_spare_serves_the_default_bridge_and_none_each_with_its_files():
+    """The default network (bridge) starts from the spare: its veth is plugged into the spare's
+    namespace at claim time and its name files are mounted by the spare ahead. A run with
+    ``network="none"`` right after gets the image's own files and only ``lo``."""
+    script = "hostname; ls /sys/class/net; cat /etc/hostname; ip -o -4 addr show eth0 2>/dev/null; true"
+    labkit.run("busybox", ["true"])  # the next spare builds busybox's root with the name files
+    s = spare()
+    r = labkit.run("busybox", ["sh", "-c", script])
+    lines = r.stdout.split()
+    assert r.exit_code == 0 and lines[0] == s["id"][:12], "the bridge container did not start from the spare"
+    assert lines[1:4] == ["eth0", "lo", s["id"][:12]], r.stdout  # /etc/hostname written in place
+    assert ipaddress.ip_interface(r.stdout.split(" inet ")[1].split()[0]).network == \
+        ipaddress.ip_network(labkit.get_network("bridge").subnet)
+    s = spare()
+    r = labkit.run("busybox", ["sh", "-c", script], network="none")
+    assert r.exit_code == 0 and r.stdout.split()[1] == "lo" and "eth0" not in r.stdout, r.stdout
+    s = until(lambda: client.request({"op": "ping"}).get("spare"), "the engine made no spare")
+    # made for a run like the last one (without the name files): the next none run takes it
+    r = labkit.run("busybox", ["sh", "-c", script], network="none")
+    assert r.stdout.split()[:2] == [s["id"][:12], "lo"], r.stdout

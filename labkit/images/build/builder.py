@@ -49,7 +49,7 @@ class Builder:
 
     def __init__(self, context: Path, dockerfile_text: str, *, tag: str | None = None,
                  build_args: dict[str, str] | None = None, no_cache: bool = False,
-                 network: str = "none", target: str | None = None,
+                 network: str = "bridge", target: str | None = None,
                  progress: Progress | None = None, store=None, dockerfile_name: str = "Dockerfile",
                  labels: dict[str, str] | None = None, dockerfile_mtime: float = 0) -> None:
         from ..store import Store
@@ -62,7 +62,7 @@ class Builder:
         if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}", network or ""):
             raise LabkitError(_("invalid network for build: %(net)s (use none, host, bridge or a network "
                                 "made with labkit network create)") % {"net": network})
-        self.network = "none" if network == "default" else network  # RUN's network, checked by the engine
+        self.network = "bridge" if network == "default" else network  # RUN's network, checked by the engine
         self.target = target
         self.progress = progress or Progress()
         self.store = store or Store()
@@ -311,7 +311,7 @@ class Builder:
 
 
 def build_result(context: str | os.PathLike = ".", tag: str | None = None, *, dockerfile: str | os.PathLike | None = None,
-          build_args: dict[str, str] | None = None, no_cache: bool = False, network: str = "none",
+          build_args: dict[str, str] | None = None, no_cache: bool = False, network: str = "bridge",
           target: str | None = None, quiet: bool = False, out: TextIO | Callable[[str], None] | None = None,
           labels: dict[str, str] | None = None, home: Path | None = None):
     """Build an image from a Dockerfile, like ``docker build``; return a :class:`BuildResult`.
@@ -360,7 +360,7 @@ def build(context: str | os.PathLike = ".", tag: str | None = None, **kwargs):
     """Build an image from a Dockerfile, like ``docker build``; return the store ``Image``.
 
     Same arguments as :func:`build_result`: ``dockerfile`` (path, or the text
-    itself), ``build_args``, ``no_cache``, ``network`` ("none" or "host"),
+    itself), ``build_args``, ``no_cache``, ``network`` ("bridge", the default; "none", "host", a network),
     ``target``, ``quiet``, ``out`` (a stream or a function of one line),
     ``labels``, ``home``.
 

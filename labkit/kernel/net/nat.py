@@ -17,15 +17,40 @@ The JSON goes through ``nft -j -f -`` (nftables' own JSON API).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import subprocess
+
+from ...errors import LabkitError
+from ...i18n import _
 
 FAMILY, TABLE = "inet", "labkit"
 
 
+LOCK = "/run/labkit/nft.lock"  # host-wide: every home's engine shares the table
+
+
+@contextlib.contextmanager
+def _locked():
+    """One engine at a time in the table: :func:`remove` reads which chains are left before it
+    deletes the table, and another home's engine must not add its chains in between."""
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _nft(commands: list[dict]) -> None:
-    subprocess.run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}),
-                   text=True, check=True, capture_output=True)
+    proc = subprocess.run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}),
+                          text=True, capture_output=True)
+    if proc.returncode != 0:  # nft's own words (a missing kernel module, say) reach the user
+        raise LabkitError(_("nft refused labkit's firewall rules: %(err)s")
+                          % {"err": proc.stderr.strip() or f"exit {proc.returncode}"})
 
 
 def ruleset() -> dict:
@@ -80,14 +105,16 @@ def apply(net_id: str, subnet: str, bridge: str, ports: list[dict]) -> None:
         target = {"dnat": {"family": "ip", "addr": p["ip"], "port": int(p["port"])}}
         for chain in (pre, out):
             cmds.append(_rule(chain, *match, target))
-    _nft(cmds)
+    with _locked():
+        _nft(cmds)
 
 
 def remove(net_id: str) -> None:
     """Delete the network's chains; the table too once it holds no chain."""
-    have = {c["chain"]["name"] for c in ruleset().get("nftables", []) if "chain" in c}
-    cmds = [{"delete": {"chain": _chain(name)}} for name in chains(net_id) if name in have]
-    if cmds:
-        _nft(cmds)
-    if not have - set(chains(net_id)) and ruleset():
-        _nft([{"delete": {"table": {"family": FAMILY, "name": TABLE}}}])
+    with _locked():
+        have = {c["chain"]["name"] for c in ruleset().get("nftables", []) if "chain" in c}
+        cmds = [{"delete": {"chain": _chain(name)}} for name in chains(net_id) if name in have]
+        if cmds:
+            _nft(cmds)
+        if not have - set(chains(net_id)) and ruleset():
+            _nft([{"delete": {"table": {"family": FAMILY, "name": TABLE}}}])
