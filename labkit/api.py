@@ -20,6 +20,7 @@ from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volum
 from .spec import parse_add_hosts, parse_ports
 from .errors import LabkitError
 from .i18n import _
+from .labels import parse_labels as _parse_labels, select as _select
 
 
 class ShellSyntaxWarning(UserWarning):
@@ -106,7 +107,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         publish_all: bool = False, ip: str | None = None, network_aliases: Iterable[str] | None = None,
         add_hosts: Any = None, dns: Iterable[str] | None = None,
         security_opt: Iterable[str] | None = None, ulimits: Any = None,
-        privileged: bool = False) -> "Result | Container":
+        privileged: bool = False, labels: Any = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -124,7 +125,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     ``security_opt``: as ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``);
     ``user``: as ``--user`` (``"1000:1000"``, ``"nobody"``, names from the image's /etc/passwd);
     ``ulimits``: as ``--ulimit`` (``["nofile=256:512"]`` or ``{"nofile": (256, 512)}``);
-    ``privileged``: as ``--privileged`` (a warning on stderr says what it gives away).
+    ``privileged``: as ``--privileged`` (a warning on stderr says what it gives away);
+    ``labels``: as ``--label`` (``{"k": "v"}`` or ``["k=v"]``), in ``inspect()["Config"]["Labels"]``.
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -139,7 +141,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
         "security_opt": security_opts(security_opt or []), "ulimits": _ulimits(ulimits),
-        "privileged": bool(privileged),
+        "privileged": bool(privileged), "labels": _parse_labels(labels),
     }
     if privileged:
         from .spec import warn_privileged
@@ -182,6 +184,11 @@ class Container:
     @property
     def name(self) -> str:
         return self.attrs["Name"]
+
+    @property
+    def labels(self) -> dict:
+        """Its labels (``--label``, the image's ``LABEL``s, compose's), as ``Config.Labels``."""
+        return dict(self.inspect()["Config"].get("Labels") or {})
 
     @property
     def status(self) -> str:
@@ -308,9 +315,10 @@ class Container:
         return snapshot(self.cgroup)
 
 
-def containers(all: bool = False, home: Path | None = None) -> list[Container]:
+def containers(all: bool = False, home: Path | None = None, filters: Any = None) -> list[Container]:
+    """As ``labkit ps``; ``filters``: ``{"label": ["k=v", "k"], "name": ["web"]}`` (Docker's ``--filter``)."""
     reply = client.request({"op": "list", "all": all}, home=home)
-    return [Container(d["Id"], home=home, data=d) for d in reply["containers"]]
+    return [Container(d["Id"], home=home, data=d) for d in _select(reply["containers"], filters)]
 
 
 def get(ref: str, home: Path | None = None) -> Container:

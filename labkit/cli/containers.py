@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("-a", "--all", action="store_true", help=_("show all containers (default shows just running)"))
     p.add_argument("-q", "--quiet", action="store_true", help=_("only display container IDs"))
     p.add_argument("--no-trunc", action="store_true", help=_("don't truncate output"))
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help=_("filter output based on conditions provided (label=KEY[=VALUE], name=NAME, status=, id=)"))
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("logs", help=_("Fetch the logs of a container"))
@@ -183,6 +185,7 @@ def _need_a_terminal(args) -> None:
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
     from ..spec import parse_add_hosts, parse_devices, parse_ports, security_opts as _security_opts
+    from ..labels import flag_labels
 
     _need_a_terminal(args)
 
@@ -199,7 +202,7 @@ def cmd_run(args) -> int:
         "read_only": args.read_only, "ports": parse_ports(args.publish), "publish_all": args.publish_all,
         "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
         "dns": args.dns, "security_opt": _security_opts(args.security_opt), "ulimits": args.ulimit,
-        "privileged": args.privileged,
+        "privileged": args.privileged, "labels": flag_labels(args.label, args.label_file),
     }
     if args.privileged:
         from ..spec import warn_privileged
@@ -271,7 +274,9 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 def cmd_ps(args) -> int:
     from ..engine import client
 
-    items = client.request({"op": "list", "all": args.all})["containers"]
+    from ..labels import select
+
+    items = select(client.request({"op": "list", "all": args.all})["containers"], args.filter)
     if args.quiet:
         for d in items:
             print(d["Id"] if args.no_trunc else d["Id"][:12])
