@@ -16,7 +16,7 @@ SERVICE_KEYS = {
     "networks", "depends_on", "restart", "healthcheck", "deploy", "mem_limit", "cpus",
     "container_name", "hostname", "working_dir", "user", "labels", "expose", "network_mode",
 }
-BUILD_KEYS = {"context", "dockerfile", "args"}
+BUILD_KEYS = {"context", "dockerfile", "args", "network"}
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 DEPENDS_KEYS = {"condition", "required", "restart"}
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
@@ -130,7 +130,16 @@ def _build(c: Check, node: dict, where: str, base: Path) -> dict:
     if isinstance(args, list):
         args = dict(str(a).split("=", 1) if "=" in str(a) else (str(a), "") for a in args)
     return {"context": context, "dockerfile": c.string(spec, "dockerfile", where + ".build"),
-            "args": {str(k): "" if v is None else str(v) for k, v in args.items()}}
+            "args": {str(k): "" if v is None else str(v) for k, v in args.items()},
+            "network": _build_network(c, spec, where)}
+
+
+def _build_network(c: Check, spec: dict, where: str) -> str | None:
+    """``build.network``: the RUN steps' network, "none" (labkit's default) or "host" (apt-get needs it)."""
+    value = c.string(spec, "network", where + ".build")
+    if value not in (None, "none", "host", "default"):
+        raise c.fail(spec.line_of("network"), _("%(where)s.build.network: only none or host") % {"where": where})
+    return None if value == "default" else value
 
 
 def _volume(c: Check, node: dict, entry: Any, where: str, base: Path, declared: dict) -> dict:
