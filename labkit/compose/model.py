@@ -91,7 +91,7 @@ def load(path: str | os.PathLike = ".", file: str | os.PathLike | None = None) -
                                                    "are allowed") % {"name": repr(name)})
         out[name] = service(c, name, node if node is not None else Mapping(), fpath.parent, volumes, networks)
         if not out[name].networks and out[name].network_mode is None:
-            out[name].networks = {"default": {}}
+            out[name].networks = {"default": {"aliases": [], "ipv4_address": None}}
     if any(s.networks.get("default") is not None for s in out.values()) and "default" not in networks:
         networks["default"] = {"name": None, "labels": {}, "external": False, "subnet": None, "gateway": None}
     for name, svc in out.items():
