@@ -29,7 +29,14 @@ class Mapping(dict):
 
 
 class Sequence(list):
+    """A YAML sequence with its line and the line of each item."""
+
     line: int = 0
+    item_lines: list
+
+    def line_at(self, index: int) -> int:
+        lines = getattr(self, "item_lines", [])
+        return lines[index] if index < len(lines) else self.line
 
 
 class LineLoader(yaml.SafeLoader):
@@ -53,6 +60,7 @@ class LineLoader(yaml.SafeLoader):
     def construct_sequence(self, node, deep=False):  # noqa: D102
         out = Sequence(self.construct_object(child, deep=True) for child in node.value)
         out.line = node.start_mark.line + 1
+        out.item_lines = [child.start_mark.line + 1 for child in node.value]
         return out
 
 
@@ -87,7 +95,7 @@ def interpolate(value: Any, env: dict[str, str], where: str) -> Any:
         return out
     if isinstance(value, Sequence):
         seq = Sequence(interpolate(v, env, where) for v in value)
-        seq.line = value.line
+        seq.line, seq.item_lines = value.line, getattr(value, "item_lines", [])
         return seq
     if not isinstance(value, str) or "$" not in value:
         return value

@@ -89,7 +89,7 @@ def load(path: str | os.PathLike = ".", file: str | os.PathLike | None = None) -
         if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
             raise c.fail(services.line_of(name), _("invalid service name %(name)s: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
                                                    "are allowed") % {"name": repr(name)})
-        out[name] = service(c, name, node if node is not None else Mapping(), fpath.parent, volumes, networks)
+        out[name] = service(c, name, services.line_of(name), node if node is not None else Mapping(), fpath.parent, volumes, networks)
         if not out[name].networks and out[name].network_mode is None:
             out[name].networks = {"default": {"aliases": [], "ipv4_address": None}}
     if any(s.networks.get("default") is not None for s in out.values()) and "default" not in networks:

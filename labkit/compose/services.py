@@ -66,23 +66,23 @@ def parse_duration(value: Any) -> float | None:
     return sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
 
 
-def service(c: Check, name: str, node: Any, base: Path, volumes: dict, networks: dict) -> Service:
+def service(c: Check, name: str, line: int, node: Any, base: Path, volumes: dict, networks: dict) -> Service:
     """Check ``services.<name>`` and describe it; the first problem is a LabkitError with its line."""
     where = f"services.{name}"
     c.keys(node, SERVICE_KEYS, where)
-    svc = Service(name, node.line)
+    svc = Service(name, line)
     svc.image = c.string(node, "image", where)
     if "build" in node:
         svc.build = _build(c, node, where, base)
     if svc.image is None and svc.build is None:
-        raise c.fail(node.line, _("service %(name)s has neither an image nor a build section")
+        raise c.fail(line, _("service %(name)s has neither an image nor a build section")
                      % {"name": repr(name)})
     svc.command = argv_of(c, node, "command", where)
     svc.entrypoint = argv_of(c, node, "entrypoint", where)
     svc.environment = environment_of(c, node, where, base)
-    svc.volumes = [_volume(c, node, v, where, base, volumes) for v in _list(c, node, "volumes", where)]
-    svc.ports = [_port(c, node, p, where) for p in _list(c, node, "ports", where)]
-    svc.expose = [str(e) for e in _list(c, node, "expose", where)]
+    svc.volumes = [_volume(c, v, n, where, base, volumes) for v, n in _list(c, node, "volumes", where)]
+    svc.ports = [_port(c, p, n, where) for p, n in _list(c, node, "ports", where)]
+    svc.expose = [str(e) for e, _n in _list(c, node, "expose", where)]
     svc.networks = _networks(c, node, where, networks)
     svc.network_mode = c.string(node, "network_mode", where)
     if svc.network_mode is not None:
@@ -107,13 +107,15 @@ def service(c: Check, name: str, node: Any, base: Path, volumes: dict, networks:
     return svc
 
 
-def _list(c: Check, node: dict, key: str, where: str) -> list:
+def _list(c: Check, node: dict, key: str, where: str) -> list[tuple[Any, int]]:
+    """The items of a list, each with its line."""
     value = node.get(key)
     if value is None:
         return []
     if not isinstance(value, list):
         raise c.fail(node.line_of(key), _("%(where)s.%(key)s must be a list") % {"where": where, "key": key})
-    return value
+    return [(item, value.line_at(i) if hasattr(value, "line_at") else node.line_of(key))
+            for i, item in enumerate(value)]
 
 
 def _build(c: Check, node: dict, where: str, base: Path) -> dict:
@@ -142,9 +144,8 @@ def _build_network(c: Check, spec: dict, where: str) -> str | None:
     return None if value == "default" else value
 
 
-def _volume(c: Check, node: dict, entry: Any, where: str, base: Path, declared: dict) -> dict:
+def _volume(c: Check, entry: Any, line: int, where: str, base: Path, declared: dict) -> dict:
     """Short (``data:/var/lib/x:ro``, ``./dir:/x``, ``/x``) or long syntax → one mount description."""
-    line = getattr(entry, "line", node.line_of("volumes"))
     if isinstance(entry, dict):
         c.keys(entry, VOLUME_LONG_KEYS, where + ".volumes")
         kind = str(entry.get("type") or "volume")
@@ -182,10 +183,9 @@ def _volume(c: Check, node: dict, entry: Any, where: str, base: Path, declared: 
     return {"type": kind, "source": source, "target": target, "read_only": read_only}
 
 
-def _port(c: Check, node: dict, entry: Any, where: str) -> str:
+def _port(c: Check, entry: Any, line: int, where: str) -> str:
     from ..spec import parse_port
 
-    line = getattr(entry, "line", node.line_of("ports"))
     if isinstance(entry, dict):
         c.keys(entry, PORT_LONG_KEYS, where + ".ports")
         text = f"{entry.get('target')}/{entry.get('protocol') or 'tcp'}"
