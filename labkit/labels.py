@@ -9,7 +9,10 @@ any of them (a regular expression searched in the name).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time in `labkit run` (bench/bench_runtime.py)
+    from typing import Any, Iterable
 
 from .errors import LabkitError
 from .i18n import _
