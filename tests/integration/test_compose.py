@@ -1,0 +1,215 @@
+"""Labels and ``labkit compose`` with real containers, networks and (once merged) volumes.
+
+Compose files of several services live in ``tests/integration/compose/``; each
+test copies its folder into ``tmp_path`` (the folder's name is the project's)
+so that bind sources compose creates stay out of the tree. Traffic stays on
+this machine: between containers on the project's bridges, and from the host's
+loopback to a published port.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import labkit
+import labkit.compose
+from labkit.errors import LabkitError, NotFound
+from tests.integration.labkit_cli import cli
+
+pytestmark = pytest.mark.root
+
+FILES = Path(__file__).parent / "compose"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def project_dir(tmp_path: Path, name: str, project: str) -> Path:
+    """A copy of ``compose/<name>`` in a folder named ``project`` (Compose's project name)."""
+    dest = tmp_path / project
+    shutil.copytree(FILES / name, dest)
+    return dest
+
+
+def http_get(port: int, path: str = "/") -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+        return resp.read().decode()
+
+
+def everything(project: str) -> dict:
+    """What a project has in the engine: containers (all) and networks, by Compose's labels."""
+    ctrs = labkit.containers(all=True, filters={"label": [f"com.docker.compose.project={project}"]})
+    nets = [n.name for n in labkit.networks()
+            if (n.inspect().get("Labels") or {}).get("com.docker.compose.project") == project]
+    return {"containers": sorted(c.name for c in ctrs), "networks": sorted(nets)}
+
+
+# --------------------------------------------------------------------------- labels
+def test_labels_on_run_inspect_and_filters():
+    a = labkit.run("busybox", ["sleep", "60"], detach=True, name="rotulado-a",
+                   labels={"curso": "conteineres", "aula": "12"})
+    b = labkit.run("busybox", ["sleep", "60"], detach=True, name="rotulado-b", labels=["curso=outro", "solto"])
+    try:
+        assert a.labels == {"curso": "conteineres", "aula": "12"}
+        assert a.inspect()["Config"]["Labels"]["aula"] == "12"
+        assert b.labels == {"curso": "outro", "solto": ""}
+        names = lambda f: sorted(c.name for c in labkit.containers(filters=f))  # noqa: E731
+        assert names({"label": ["curso"]}) == ["rotulado-a", "rotulado-b"]
+        assert names({"label": ["curso=conteineres"]}) == ["rotulado-a"]
+        assert names({"label": ["curso", "solto"]}) == ["rotulado-b"]  # every label filter must match
+        assert names({"name": ["rotulado-a", "rotulado-b"]}) == ["rotulado-a", "rotulado-b"]
+        assert names({"name": ["-b$"], "label": ["curso"]}) == ["rotulado-b"]
+        r = cli("ps", "-q", "--filter", "label=curso=conteineres")
+        assert r.returncode == 0 and r.stdout.split() == [a.id[:12]]
+        r = cli("ps", "--filter", "name=rotulado", "--filter", "label=solto")
+        assert r.returncode == 0 and "rotulado-b" in r.stdout and "rotulado-a" not in r.stdout
+    finally:
+        a.remove(force=True)
+        b.remove(force=True)
+
+
+def test_label_flags_and_bad_labels(tmp_path):
+    lf = tmp_path / "labels"
+    lf.write_text("# rótulos do arquivo\ncurso=do-arquivo\nnivel=1\n")
+    r = cli("run", "-d", "--name", "rotulos-cli", "--label-file", str(lf), "-l", "curso=da-flag",
+            "--label", "extra", "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    try:
+        doc = json.loads(cli("inspect", "rotulos-cli").stdout)[0]
+        assert doc["Config"]["Labels"] == {"curso": "da-flag", "nivel": "1", "extra": ""}  # the flag wins
+    finally:
+        cli("rm", "-f", "rotulos-cli")
+    r = cli("run", "-d", "--name", "rotulo-ruim", "-l", "=semchave", "busybox", "true")
+    assert r.returncode == 125 and "rótulo inválido" in r.stderr
+    r = cli("ps", "--filter", "cor=azul")
+    assert r.returncode == 125 and "filtro inválido" in r.stderr
+    with pytest.raises(NotFound):
+        labkit.get("rotulo-ruim")
+
+
+# --------------------------------------------------------------------------- compose
+def test_compose_up_ps_logs_exec_down(tmp_path, monkeypatch):
+    port = free_port()
+    d = project_dir(tmp_path, "shop", "Loja.Online")  # the folder's name, normalized: "lojaonline"
+    monkeypatch.setenv("WEB_PORT", str(port))
+    try:
+        proj = labkit.compose.up(d, out=lambda line: None)
+        assert proj.name == "lojaonline"
+        assert [c.name for c in proj.containers()] == ["lojaonline-web-1", "lojaonline-api-1",
+                                                       "lojaonline-client-1"]
+        assert everything("lojaonline")["networks"] == ["lojaonline_back", "lojaonline_front"]
+        web, client = proj.service("web"), proj.service("client")
+        labels = web.labels
+        assert labels["com.docker.compose.project"] == "lojaonline"
+        assert labels["com.docker.compose.service"] == "web"
+        assert labels["com.docker.compose.container-number"] == "1"
+        assert labels["com.docker.compose.oneoff"] == "False"
+        assert labels["com.docker.compose.project.working_dir"] == str(d)
+        assert labels["com.docker.compose.project.config_files"] == str(d / "compose.yaml")
+        assert labels["tier"] == "front" and len(labels["com.docker.compose.config-hash"]) == 64
+        assert http_get(port) == "web-ok\n"  # the published port
+        # by service name on each network, and by alias; the client is on both
+        assert proj.exec("client", ["wget", "-qO-", "http://web/"]).stdout == "web-ok\n"
+        assert client.exec(["wget", "-qO-", "http://backend/"]).stdout == "api-ok\n"
+        assert proj.service("web").exec(["wget", "-T", "2", "-qO-", "http://api/"]).exit_code != 0  # not on back
+        assert client.inspect()["Config"]["Hostname"] == "cliente"
+        assert client.inspect()["HostConfig"]["Limits"]["memory"] == 32 * 1024 * 1024
+        table = proj.ps()
+        assert table.splitlines()[0].split()[:4] == ["NOME", "IMAGEM", "COMANDO", "SERVIÇO"]
+        assert [line.split()[0] for line in table.splitlines()[1:]] == [c.name for c in proj.containers()]
+        r = cli("compose", "--project-directory", str(d), "ps")
+        assert r.returncode == 0 and r.stdout.count("lojaonline-") == 3
+        r = cli("compose", "--project-directory", str(d), "exec", "api", "sh", "-c", "echo $ROLE; exit 3")
+        assert r.returncode == 3 and r.stdout == "api\n"
+        r = cli("compose", "-f", str(d / "compose.yaml"), "logs", "client")
+        assert r.returncode == 0
+        # up again: the same containers, kept (same config hash)
+        ids = [c.id for c in proj.containers()]
+        again = labkit.compose.up(d, out=lambda line: None)
+        assert [c.id for c in again.containers()] == ids
+        # a changed service is recreated, the others are kept
+        text = (d / "compose.yaml").read_text().replace("ROLE: api", "ROLE: api2")
+        (d / "compose.yaml").write_text(text)
+        lines: list[str] = []
+        again = labkit.compose.up(d, out=lines.append)
+        new = [c.id for c in again.containers()]
+        assert new[0] == ids[0] and new[2] == ids[2] and new[1] != ids[1]
+        assert any("lojaonline-api-1" in line and "Recriado" in line for line in lines)
+        assert again.service("client").exec(["wget", "-qO-", "http://backend/"]).stdout == "api2-ok\n"
+    finally:
+        r = cli("compose", "--project-directory", str(d), "down")
+    assert r.returncode == 0, r.stderr
+    assert "Removido" in r.stderr and "Removida" in r.stderr
+    assert everything("lojaonline") == {"containers": [], "networks": []}
+
+
+def test_depends_on_completed_successfully_and_project_name_flag(tmp_path):
+    d = project_dir(tmp_path, "jobs", "tarefas")
+    r = cli("compose", "-p", "lote", "--project-directory", str(d), "up", "-d")
+    try:
+        assert r.returncode == 0, r.stderr
+        proj = labkit.compose.get_project(d, project="lote")
+        assert proj.service("prepare").status == "exited" and proj.service("prepare").exit_code == 0
+        assert proj.service("app").status == "running"
+        assert (d / "shared" / "flag").read_text() == "preparado\n"  # compose made the bind source
+        logs = proj.logs("app")
+        assert logs.startswith("app-1") and logs.rstrip().endswith("| preparado")
+        assert everything("lote")["networks"] == []  # network_mode: none on both
+        r = cli("compose", "-p", "lote", "--project-directory", str(d), "ps", "-a")
+        assert "lote-prepare-1" in r.stdout and "lote-app-1" in r.stdout
+    finally:
+        labkit.compose.down(d, project="lote", out=lambda line: None)
+    assert everything("lote") == {"containers": [], "networks": []}
+
+
+@pytest.mark.parametrize("name, words", [
+    ("unknown-key.yaml", ["linha 7", "'enviroment'", "services.db"]),
+    ("cycle.yaml", ["a -> c -> b -> a", "linha 2"]),
+    ("no-image.yaml", ["'broken'", "linha 4", "image"]),
+    ("not-yaml.yaml", ["YAML", "linha"]),
+    ("bad-port.yaml", ["70000:80", "linha 6"]),
+])
+def test_bad_files_are_refused_and_nothing_is_made(tmp_path, name, words):
+    d = project_dir(tmp_path, "bad", "ruins")
+    r = cli("compose", "-f", str(d / name), "up", "-d")
+    assert r.returncode == 125, r.stderr
+    assert all(w in r.stderr for w in words), r.stderr
+    assert "Traceback" not in r.stderr
+    assert everything("ruins") == {"containers": [], "networks": []}
+    with pytest.raises(LabkitError):
+        labkit.compose.up(d, file=name, out=lambda line: None)
+
+
+def test_a_port_in_use_refuses_the_whole_project(tmp_path):
+    d = project_dir(tmp_path, "shop", "ocupado")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        r = cli("compose", "--project-directory", str(d), "up", "-d", env={"WEB_PORT": str(port)})
+        assert r.returncode == 125
+        assert f"{port}/tcp" in r.stderr and "já está em uso" in r.stderr
+    assert everything("ocupado") == {"containers": [], "networks": []}
+
+
+def test_config_prints_what_was_understood(tmp_path):
+    d = project_dir(tmp_path, "shop", "loja")
+    r = cli("compose", "--project-directory", str(d), "config", env={"WEB_PORT": "18181"})
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    doc = yaml.safe_load(r.stdout)
+    assert doc["name"] == "loja"
+    assert list(doc["services"]) == ["web", "api", "client"]
+    assert doc["services"]["web"]["ports"] == ["127.0.0.1:18181:80"]  # interpolated
+    assert doc["services"]["client"]["deploy"]["resources"]["limits"] == {"memory": "32m", "cpus": "0.5"}
+    assert doc["networks"]["back"]["name"] == "loja_back"
+    assert everything("loja") == {"containers": [], "networks": []}
