@@ -64,12 +64,9 @@ class Project:
         model = self._need_model()
         names = _with_dependencies(model, services)
         images = {n: self._image(model.services[n]) for n in names}  # built or found first
-        plan = {}
-        for n in names:
-            svc = model.services[n]
-            digest = naming.config_hash(svc, images[n], self._resolved(svc))
-            old = next((c for c in self.containers() if _service_of(c) == n), None)
-            plan[n] = (digest, old)
+        existing = {_service_of(c): c for c in self.containers()}  # one listing for the whole plan
+        plan = {n: (naming.config_hash(model.services[n], images[n], self._resolved(model.services[n])),
+                    existing.get(n)) for n in names}
         self._check_ports(model, plan)
         self._make_networks(names)
         self._make_volumes(names)
