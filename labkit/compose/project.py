@@ -68,6 +68,7 @@ class Project:
         plan = {n: (naming.config_hash(model.services[n], images[n], self._resolved(model.services[n])),
                     existing.get(n)) for n in names}
         self._check_ports(model, plan)
+        self._check_external(names)
         self._make_networks(names)
         self._make_volumes(names)
         for n in names:
@@ -126,16 +127,31 @@ class Project:
                 if p["host_port"] and p["host_port"] not in held:
                     _port_free(p, n)
 
+    def _check_external(self, names: list[str]) -> None:
+        """``external: true`` networks and volumes must exist already: checked before anything is made."""
+        nets = {k for n in names for k in self.model.services[n].networks if self.model.networks[k].get("external")}
+        existing = {net.name for net in networking.networks(home=self.home)}
+        for key in sorted(nets):
+            if self.network_name(key) not in existing:
+                raise NotFound(_("network %(name)s declared as external, but could not be found")
+                               % {"name": self.network_name(key)})
+        get_volume = _volume_api("get_volume")
+        for key in sorted({v["source"] for n in names for v in self.model.services[n].volumes
+                           if v["type"] == "volume" and v["source"]}):
+            if self.model.volumes[key].get("external") and get_volume is not None:
+                try:
+                    get_volume(self.volume_name(key), home=self.home)
+                except NotFound:
+                    raise NotFound(_("volume %(name)s declared as external, but could not be found")
+                                   % {"name": self.volume_name(key)}) from None
+
     def _make_networks(self, names: list[str]) -> None:
         wanted = {k for n in names for k in self.model.services[n].networks}
         existing = {net.name for net in networking.networks(home=self.home)}
         for key in sorted(wanted):
             spec, name = self.model.networks[key], self.network_name(key)
-            if name in existing:
+            if name in existing or spec.get("external"):
                 continue
-            if spec.get("external"):
-                raise NotFound(_("network %(name)s declared as external, but could not be found")
-                               % {"name": name})
             networking.network(name, spec.get("subnet"), spec.get("gateway"), home=self.home,
                                labels={**spec.get("labels", {}), naming.PROJECT: self.name, naming.NETWORK: key})
             self.say(_(" Network %(name)s  Created") % {"name": name})
@@ -143,7 +159,7 @@ class Project:
     def _make_volumes(self, names: list[str]) -> None:
         wanted = {v["source"] for n in names for v in self.model.services[n].volumes
                   if v["type"] == "volume" and v["source"]}
-        make = getattr(api, "volume", None)  # the named volumes of the "vol" work
+        make = _volume_api("volume")
         for key in sorted(wanted):
             spec, name = self.model.volumes[key], self.volume_name(key)
             if make is None or spec.get("external"):
@@ -219,7 +235,7 @@ class Project:
             self._remove_volumes()
 
     def _remove_volumes(self) -> None:
-        listing = getattr(api, "volumes", None)
+        listing = _volume_api("volumes")
         if listing is None:
             return
         for vol in listing(home=self.home):
@@ -254,6 +270,13 @@ class Project:
         from .views import config_yaml
 
         return config_yaml(self)
+
+
+def _volume_api(name: str) -> Any:
+    """``labkit.volume`` / ``labkit.volumes`` (labkit/volumes_api.py), None in an engine without them."""
+    import labkit
+
+    return getattr(labkit, name, None)
 
 
 def _service_of(ctr: api.Container) -> str:

@@ -213,3 +213,74 @@ def test_config_prints_what_was_understood(tmp_path):
     assert doc["services"]["client"]["deploy"]["resources"]["limits"] == {"memory": "32m", "cpus": "0.5"}
     assert doc["networks"]["back"]["name"] == "loja_back"
     assert everything("loja") == {"containers": [], "networks": []}
+
+
+# --------------------------------------------------------------------------- the course's data service
+APP = Path(labkit.__file__).parent / "course" / "app"
+
+
+def rows(port: int, add: str | None = None) -> list[str]:
+    """The app's rows (after adding one): its CGI reads and writes Redis over the project's network."""
+    from urllib.parse import quote
+
+    path = "/cgi-bin/linhas" + (f"?add={quote(add)}" if add is not None else "")
+    for _attempt in range(200):  # httpd may still be starting: retry the connection, not a clock
+        try:
+            text = http_get(port, path)
+            break
+        except OSError:
+            import time
+
+            time.sleep(0.05)
+    else:
+        text = http_get(port, path)
+    assert not text.startswith("erro"), text
+    return text.splitlines()
+
+
+@pytest.mark.slow
+def test_course_app_rows_outlive_their_containers(monkeypatch):
+    """Issue 12 item 5: rows written through the app survive `down` + `up` and the re-creation of
+    the database container on the same volume; `down -v` removes them."""
+    from labkit.images import debian
+    from requirements import skip_here
+
+    if labkit.images.store.Store().find("debian:bookworm") is None:
+        why = debian.reachable(debian.configured_mirror(), "bookworm")
+        if why:
+            skip_here(f"the Debian archive is not reachable from this machine: {why}")
+    port = free_port()
+    monkeypatch.setenv("APP_PORT", str(port))
+    up = lambda: labkit.compose.up(APP, project="curso-teste", out=lambda line: None)  # noqa: E731
+    proj = up()
+    try:
+        assert proj.service("db").health == "healthy"  # web waited for it (service_healthy)
+        assert rows(port) == []
+        for word in ("um", "dois", "três com espaço"):
+            rows(port, word)
+        assert rows(port) == ["um", "dois", "três com espaço"]
+        vol = labkit.get_volume("curso-teste_dados")
+        assert vol.labels["com.docker.compose.project"] == "curso-teste"
+
+        proj.down()  # containers and network go, the named volume stays
+        assert everything("curso-teste") == {"containers": [], "networks": []}
+        assert labkit.get_volume("curso-teste_dados").name == "curso-teste_dados"
+        proj = up()
+        assert rows(port) == ["um", "dois", "três com espaço"]
+
+        old = proj.service("db")
+        old.remove(force=True)  # SIGKILL: Redis wrote each row to /data before replying
+        proj = up()
+        new = proj.service("db")
+        assert new.id != old.id and new.name == "curso-teste-db-1"
+        assert rows(port) == ["um", "dois", "três com espaço"]
+        assert [m["Name"] for m in new.inspect()["Mounts"] if m["Destination"] == "/data"] == ["curso-teste_dados"]
+
+        proj.down(volumes=True)
+        with pytest.raises(NotFound):
+            labkit.get_volume("curso-teste_dados")
+        proj = up()
+        assert rows(port) == []
+    finally:
+        proj.down(volumes=True)
+    assert everything("curso-teste") == {"containers": [], "networks": []}
