@@ -53,7 +53,7 @@ def prefixed_logs(containers: list) -> str:
 def follow(project: Any, stream: TextIO, service: str | None = None) -> None:
     """``up`` without ``-d`` / ``logs -f``: every container's lines as they come, until all have exited.
     Ctrl-C after ``up`` stops the containers, as ``docker compose up`` does."""
-    containers = [c for c in project.containers(all=False)
+    containers = [c for c in project.containers(all=True)  # an exited one shows its log, then ends
                   if service is None or c.attrs["Config"]["Labels"].get(naming.SERVICE) == service]
     width = max((len(_prefix(c, 0)) - 4 for c in containers), default=0)
     lock = threading.Lock()

@@ -284,3 +284,20 @@ def test_course_app_rows_outlive_their_containers(monkeypatch):
     finally:
         proj.down(volumes=True)
     assert everything("curso-teste") == {"containers": [], "networks": []}
+
+
+def test_attached_up_prints_each_service_until_all_exit(tmp_path):
+    d = project_dir(tmp_path, "hello", "ola")
+    r = cli("compose", "--project-directory", str(d), "up", env={"GREETING": "oi do shell"})
+    try:
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert sorted(lines) == ["first-1   | primeiro", "second-1  | oi do shell", "second-1  | segundo"]
+        assert lines.index("second-1  | segundo") < lines.index("second-1  | oi do shell")
+        assert "Iniciado" in r.stderr
+        proj = labkit.compose.get_project(d)
+        assert [c.exit_code for c in proj.containers()] == [0, 0]
+        assert proj.logs() == "first-1   | primeiro\nsecond-1  | segundo\nsecond-1  | oi do shell\n"
+    finally:
+        r = cli("compose", "--project-directory", str(d), "down")
+    assert r.returncode == 0 and everything("ola") == {"containers": [], "networks": []}
