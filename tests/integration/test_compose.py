@@ -301,3 +301,20 @@ def test_attached_up_prints_each_service_until_all_exit(tmp_path):
     finally:
         r = cli("compose", "--project-directory", str(d), "down")
     assert r.returncode == 0 and everything("ola") == {"containers": [], "networks": []}
+
+
+def test_cli_refusals_without_a_file_or_with_a_bad_name(tmp_path):
+    empty = tmp_path / "vazio"
+    empty.mkdir()
+    r = cli("compose", "--project-directory", str(empty), "up", "-d")
+    assert r.returncode == 125 and "nenhum arquivo compose" in r.stderr
+    d = project_dir(tmp_path, "hello", "ola2")
+    r = cli("compose", "-p", "Nome Ruim", "--project-directory", str(d), "up", "-d")
+    assert r.returncode == 125 and "nome de projeto inválido" in r.stderr
+    r = cli("compose", "--project-directory", str(d), "exec", "nenhum", "true")
+    assert r.returncode == 125 and "nenhum contêiner do serviço nenhum" in r.stderr
+    r = cli("compose", "--project-directory", str(d), "logs", "nenhum")
+    assert r.returncode == 125 and "serviço inexistente" in r.stderr
+    r = cli("compose", "--project-directory", str(d), "up", "-d", "nenhum")
+    assert r.returncode == 125 and "serviço inexistente" in r.stderr
+    assert everything("ola2") == {"containers": [], "networks": []}
