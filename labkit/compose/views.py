@@ -27,10 +27,7 @@ def ps_table(containers: list) -> str:
         command = " ".join([d["Path"]] + d["Args"])
         command = command if len(command) <= 22 else command[:21] + "…"
         created = calendar.timegm(time.strptime(d["Created"][:19], "%Y-%m-%dT%H:%M:%S"))
-        status = status_text(d["State"])
-        health = d["State"].get("Health", {}).get("Status") if isinstance(d["State"].get("Health"), dict) else None
-        if health and d["State"]["Status"] == "running":
-            status += f" ({health})"
+        status = status_text(d["State"])  # "(healthy)" comes with it where the engine runs checks
         rows.append([d["Name"], d["ImageRef"], f'"{command}"', d["Config"]["Labels"].get(naming.SERVICE, ""),
                      _("%(time)s ago") % {"time": human_duration(time.time() - created)}, status, _ports(d)])
     return table(rows, [_("NAME"), _("IMAGE"), _("COMMAND"), _("SERVICE"), _("CREATED"), _("STATUS"), _("PORTS")])
