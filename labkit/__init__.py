@@ -21,6 +21,8 @@ _EXPORTS = {
     "build": "images.build",
     "history": "images.changes", "diff": "images.changes", "commit": "images.changes",
     "prune_images": "images.changes", "push": "images.registry", "pull": "images.registry",
+    "volume": "volumes_api", "volumes": "volumes_api", "Volume": "volumes_api", "get_volume": "volumes_api",
+    "prune_volumes": "volumes_api",
 }
 
 

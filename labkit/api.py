@@ -107,7 +107,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         publish_all: bool = False, ip: str | None = None, network_aliases: Iterable[str] | None = None,
         add_hosts: Any = None, dns: Iterable[str] | None = None,
         security_opt: Iterable[str] | None = None, ulimits: Any = None,
-        privileged: bool = False, labels: Any = None) -> "Result | Container":
+        privileged: bool = False, mounts: Any = None, tmpfs: Any = None,
+        volumes_from: Iterable[str] | None = None, labels: Any = None) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -125,7 +126,11 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     ``security_opt``: as ``--security-opt`` (``["seccomp=unconfined"]``, ``["seccomp=perfil.json"]``);
     ``user``: as ``--user`` (``"1000:1000"``, ``"nobody"``, names from the image's /etc/passwd);
     ``ulimits``: as ``--ulimit`` (``["nofile=256:512"]`` or ``{"nofile": (256, 512)}``);
-    ``privileged``: as ``--privileged`` (a warning on stderr says what it gives away);
+    ``privileged``: as ``--privileged`` (a warning on stderr says what it gives away).
+    ``volumes``: ``["dados:/d", "/host/dir:/d:ro", "/anon"]`` (``-v``: a volume's name, made on
+    first use and filled from the image, or a host path); ``mounts``: ``--mount`` strings
+    (``"type=volume,source=dados,target=/d,readonly"``); ``tmpfs``: ``["/run:size=64m"]`` or
+    ``{"/run": "size=64m"}``; ``volumes_from``: ``["ctr[:ro|rw]"]``.
     ``labels``: as ``--label`` (``{"k": "v"}`` or ``["k=v"]``), in ``inspect()["Config"]["Labels"]``.
     """
     _warn_shell_string(cmd)
@@ -141,7 +146,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
         "security_opt": security_opts(security_opt or []), "ulimits": _ulimits(ulimits),
-        "privileged": bool(privileged), "labels": _parse_labels(labels),
+        "privileged": bool(privileged), **_storage(mounts, tmpfs, volumes_from),
+        "labels": _parse_labels(labels),
     }
     if privileged:
         from .spec import warn_privileged
@@ -153,6 +159,17 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     start, end, out, err = attached({"op": "run", "config": config}, stdin, timeout, home, stdout, stderr)
     return Result(end["exit_code"], out, err, start.get("id", ""), start.get("name", ""),
                   bool(end.get("oom_killed")))
+
+
+def _storage(mounts: Any, tmpfs: Any, volumes_from: Any) -> dict:
+    """``--mount``, ``--tmpfs`` and ``--volumes-from``, checked here (see labkit.volspec)."""
+    from .volspec import parse_mounts, parse_tmpfs, parse_volumes_from
+
+    if isinstance(tmpfs, str):
+        tmpfs = [tmpfs]
+    parse_tmpfs(tmpfs)  # a bad size is refused before the request
+    return {"mounts": parse_mounts(mounts), "tmpfs": tmpfs if isinstance(tmpfs, dict) else list(tmpfs or []),
+            "volumes_from": parse_volumes_from(volumes_from)}
 
 
 class Container:
@@ -284,8 +301,9 @@ class Container:
             signal = getattr(_signal, name if name.startswith("SIG") else "SIG" + name)
         self._request("kill", signal=int(signal))
 
-    def remove(self, force: bool = False) -> None:
-        self._request("rm", force=force)
+    def remove(self, force: bool = False, volumes: bool = False) -> None:
+        """As ``docker rm [-f] [-v]``: ``volumes`` removes its anonymous volumes too."""
+        self._request("rm", force=force, volumes=volumes)
 
     def update(self, *, cpus: Any = None, memory: Any = None, pids_limit: Any = None,
                cpu_shares: int | None = None, cpuset_cpus: str | None = None,

@@ -43,3 +43,8 @@ SOCKET_NAME = "engine.sock"
 
 def engine_socket(root: Path | None = None) -> Path:
     return (root or home()) / SOCKET_NAME
+
+
+def volumes_dir(root: Path | None = None) -> Path:
+    """Named and anonymous volumes: ``volumes/<name>/_data`` (Docker's layout)."""
+    return (root or home()) / "volumes"

@@ -32,27 +32,11 @@ def client_env(env: Iterable[str] | None) -> list[str]:
     return [e if "=" in e else f"{e}={os.environ[e]}" for e in env or [] if "=" in e or e in os.environ]
 
 
-def parse_volume(spec: str | tuple | list) -> list:
-    """``"SRC:DST[:ro|rw]"`` → [absolute SRC, DST, readonly]."""
-    if isinstance(spec, (tuple, list)):
-        parts = [str(p) for p in spec]
-    else:
-        parts = str(spec).split(":")
-    if len(parts) == 3 and parts[2] in ("ro", "rw"):
-        src, dst, mode = parts
-    elif len(parts) == 2:
-        (src, dst), mode = parts, "rw"
-    else:
-        raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])")
-                          % {"spec": spec})
-    if not dst.startswith("/"):
-        raise LabkitError(_("volume target must be an absolute path: %(path)s") % {"path": dst})
-    if os.path.normpath(dst) in ("/", "//"):  # Docker: "destination can't be '/'"
-        raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])") % {"spec": spec})
-    src = os.path.abspath(os.path.expanduser(src))
-    if not os.path.exists(src):
-        raise LabkitError(_("volume source does not exist: %(path)s") % {"path": src}, exit_code=125)
-    return [src, dst, mode == "ro"]
+def parse_volume(spec: str | tuple | list) -> dict:
+    """``-v`` (see :mod:`labkit.volspec`): a bind, a named or an anonymous volume."""
+    from .volspec import parse_volume as parse
+
+    return parse(spec)
 
 
 def parse_device(spec: str | tuple | list) -> list:
@@ -77,19 +61,9 @@ def parse_devices(devices: Any) -> list:
 
 
 def parse_volumes(volumes: Any) -> list:
-    if not volumes:
-        return []
-    if isinstance(volumes, dict):  # docker-py style {src: dst} or {src: {"bind": dst, "mode": "ro"}}
-        specs = []
-        for src, dst in volumes.items():
-            if isinstance(dst, dict):
-                specs.append((src, dst["bind"], dst.get("mode", "rw")))
-            else:
-                specs.append((src, dst))
-        volumes = specs
-    elif isinstance(volumes, str):
-        volumes = [volumes]
-    return [parse_volume(v) for v in volumes]
+    from .volspec import parse_volumes as parse
+
+    return parse(volumes)
 
 
 def parse_limits(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, memory_swap=None,

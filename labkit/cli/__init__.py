@@ -18,7 +18,8 @@ from ..errors import LabkitError
 from ..i18n import _
 
 # Modules that add verbs; a missing one is skipped so areas can land apart.
-AREAS = ("containers", "images", "build", "registry", "slices", "system", "vm", "network", "compose")
+AREAS = ("containers", "images", "build", "registry", "slices", "system", "vm", "network", "volumes",
+         "compose")
 
 # Which areas a verb needs: `labkit run` imports and registers only "containers",
 # which keeps the command's start-up small (bench/bench_runtime.py measures it).
@@ -32,6 +33,7 @@ VERBS = {
     "doctor": ("system",),
     "vm": ("vm",),
     "network": ("network",), "port": ("network",),
+    "volume": ("volumes",),
     "compose": ("compose",),
 }
 

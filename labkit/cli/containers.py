@@ -51,6 +51,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("rm", help=_("Remove one or more containers"))
     p.add_argument("-f", "--force", action="store_true", help=_("force the removal of a running container"))
+    p.add_argument("-v", "--volumes", action="store_true", help=_("remove anonymous volumes associated with the container"))
     p.add_argument("containers", nargs="+", metavar=_("CONTAINER"))
     p.set_defaults(func=cmd_rm)
 
@@ -202,7 +203,8 @@ def cmd_run(args) -> int:
         "read_only": args.read_only, "ports": parse_ports(args.publish), "publish_all": args.publish_all,
         "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
         "dns": args.dns, "security_opt": _security_opts(args.security_opt), "ulimits": args.ulimit,
-        "privileged": args.privileged, "labels": flag_labels(args.label, args.label_file),
+        "privileged": args.privileged, **_storage(args),
+        "labels": flag_labels(args.label, args.label_file),
     }
     if args.privileged:
         from ..spec import warn_privileged
@@ -215,6 +217,15 @@ def cmd_run(args) -> int:
         print(reply["id"])
         return 0
     return _attach({"op": "run", "config": config}, args)
+
+
+def _storage(args) -> dict:
+    """``--mount``, ``--tmpfs``, ``--volumes-from``, checked before the request (labkit.volspec)."""
+    from ..volspec import parse_mounts, parse_tmpfs, parse_volumes_from
+
+    parse_tmpfs(args.tmpfs)
+    return {"mounts": parse_mounts(args.mount), "tmpfs": args.tmpfs,
+            "volumes_from": parse_volumes_from(args.volumes_from)}
 
 
 def cmd_exec(args) -> int:
@@ -352,7 +363,8 @@ def cmd_kill(args) -> int:
 def cmd_rm(args) -> int:
     from ..engine import client
 
-    return _each(args.containers, lambda r: client.request({"op": "rm", "ref": r, "force": args.force}))
+    return _each(args.containers, lambda r: client.request({"op": "rm", "ref": r, "force": args.force,
+                                                            "volumes": args.volumes}))
 
 
 def cmd_wait(args) -> int:
@@ -379,7 +391,10 @@ def cmd_inspect(args) -> int:
             except (ImportError, AttributeError):
                 raise
             except NotFound:
-                raise NotFound(_("no such object: %(ref)s") % {"ref": ref}) from None
+                try:  # a volume, as `docker inspect` finds those too
+                    docs.append(client.request({"op": "volume_inspect", "name": ref})["volume"])
+                except NotFound:
+                    raise NotFound(_("no such object: %(ref)s") % {"ref": ref}) from None
     print(json.dumps(docs, indent=4, ensure_ascii=False))
     return 0
 

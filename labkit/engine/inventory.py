@@ -46,6 +46,7 @@ class Inventory:
         # cgroups of this home that no container owns: a killed engine's spare, a half-made start
         self._remove_parent_cgroups(self._inventory_ids())
         self.recover_networks()
+        self.recover_volumes()  # half-made or half-removed volume directories only
 
     def op_prune(self, msg, fds, conn):
         removed = []

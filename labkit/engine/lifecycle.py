@@ -60,6 +60,7 @@ class Lifecycle:
 
     def _delete(self, rec: Record) -> None:
         self.records.pop(rec.id, None)
+        self._volumes_release(rec)  # anonymous volumes of a --rm or `rm -v` container
         rec.delete()
 
     def _signal(self, rec: Record, sig: int) -> None:
@@ -90,14 +91,6 @@ class Lifecycle:
                                  'remove it (labkit rm) or choose another name') % {"name": name, "id": other.id[:12]})
         else:
             name = random_name(taken)
-        for source, target, _ro in cfg.get("volumes", ()):
-            if not os.path.exists(source):
-                raise NotFound(_("volume source does not exist: %(path)s") % {"path": source})
-            if not target.startswith("/"):
-                raise LabkitError(_("volume target must be an absolute path: %(path)s") % {"path": target})
-            if os.path.normpath(target) in ("/", "//"):  # it would replace the container's root
-                raise LabkitError(_("invalid volume specification: %(spec)s (use SOURCE:TARGET[:ro])")
-                                  % {"spec": f"{source}:{target}"})
         if not cfg.get("detach") and not cfg.get("tty") and len(fds) != 3:
             raise LabkitError("run: expected 3 file descriptors")
         network = cfg.get("network") or "none"
@@ -140,6 +133,12 @@ class Lifecycle:
         cfg["ports"] = ports
         ports_owner = secrets.token_hex(8)
         self._ports_open(ports_owner, ports)  # a port taken on the host: refused, nothing made
+        try:  # binds checked, volumes made (see volumes.py): removed again if the start fails
+            cfg["volumes"] = self._volumes_for(cfg, icfg)
+        except BaseException:
+            self._ports_close(ports_owner)
+            self._volumes_undo(cfg)
+            raise
         spare = self._take_spare(cfg, lowers)
         try:
             reply = self._run(cfg, fds, conn, name, image, lowers, icfg, argv, env, network, spare,
@@ -149,6 +148,7 @@ class Lifecycle:
             return reply
         except BaseException:
             self._ports_close(ports_owner)
+            self._volumes_undo(cfg)
             if spare is not None and not spare.used:
                 self._discard_spare(spare)
             raise
@@ -199,8 +199,6 @@ class Lifecycle:
                            "labkitPorts": cfg.get("ports") or [],
                            "ExtraHosts": list(cfg.get("add_hosts") or []) or None,
                            "Dns": list(cfg.get("dns") or []),
-                           "Binds": [
-                f"{s}:{t}{':ro' if ro else ''}" for s, t, ro in cfg.get("volumes", ())],
                 "Limits": limits.as_dict(),
                 "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["path"],
                              "CgroupPermissions": d["access"]} for d in cfg["devices"]],
@@ -217,6 +215,7 @@ class Lifecycle:
             "LogPath": str(cdir / "container.log") if detach else None,
         })
         (cdir / "seccomp.bpf").write_text(cfg["seccomp_bpf"])  # exec loads the same filter
+        self._volumes_into(rec, cfg)  # Mounts, HostConfig.Binds/Mounts/Tmpfs, as Docker's
         rec.save()
         self.records[cid] = rec
         try:
@@ -412,6 +411,7 @@ class Lifecycle:
 
     def op_rm(self, msg, fds, conn):
         rec = self.find(msg["ref"])
+        rec.data["labkitRemoveVolumes"] = bool(msg.get("volumes") or rec.data["HostConfig"].get("AutoRemove"))
         if rec.running:
             if not msg.get("force"):
                 raise Conflict(_("cannot remove container %(name)s: it is running; stop it first "

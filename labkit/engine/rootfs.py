@@ -194,11 +194,34 @@ def _mount_volume(root_fd: int, source: str, target: str, readonly: bool) -> Non
         _remount_readonly(root_fd, target)
 
 
+def _mount_storage(root_fd: int, m: dict) -> None:
+    """A mount of the run request (see :mod:`labkit.engine.volumes`): a bind, a volume
+    (its ``_data`` directory, filled from the image first if empty), or a tmpfs."""
+    if m["type"] != "tmpfs":
+        if m["type"] == "volume" and not m.get("nocopy"):
+            from .copyup import populate
+
+            populate(root_fd, m["target"], m["source"])
+        _mount_volume(root_fd, m["source"], m["target"], bool(m["readonly"]))
+        return
+    words = set(m.get("flags") or ())
+    flags = (0 if "suid" in words else MS_NOSUID) | (0 if "dev" in words else MS_NODEV) \
+        | (0 if "exec" in words else MS_NOEXEC) | (MS_RDONLY if m["readonly"] or "ro" in words else 0)
+    fd = open_in_root(root_fd, m["target"], create="dir")
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise RootfsError(_("%(path)s is not a directory in the image") % {"path": m["target"]})
+        mounts.mount("tmpfs", fd_path(fd), "tmpfs", flags, m.get("options") or None)
+    finally:
+        os.close(fd)
+
+
 def build(spec: dict) -> None:
     """Assemble the root described by ``spec`` and pivot into it.
 
     ``spec``: ``lowerdirs`` (bottom first), ``upperdir``, ``workdir``,
-    ``rootfs`` (mount point), ``volumes`` ([source, target, readonly]),
+    ``rootfs`` (mount point), ``volumes`` ([source, target, readonly], or the dicts of
+    :mod:`labkit.engine.volumes`: bind, volume, tmpfs),
     ``devices`` (``--device``: path, type, major, minor, mode, uid, gid).
     """
     try:
@@ -209,8 +232,11 @@ def build(spec: dict) -> None:
     mounts.overlay(list(reversed(spec["lowerdirs"])), spec["upperdir"], spec["workdir"], rootfs)
     root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for source, target, readonly in spec.get("volumes", ()):
-            _mount_volume(root_fd, source, target, readonly)
+        for item in spec.get("volumes", ()):
+            if isinstance(item, dict):
+                _mount_storage(root_fd, item)
+            else:  # [source, target, readonly]: the files the engine writes (/etc/hosts...)
+                _mount_volume(root_fd, *item)
         _mount_on(root_fd, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         privileged = bool(spec.get("privileged"))  # --privileged: /sys writable, nothing masked
         _mount_on(root_fd, "/sys", "sysfs", "sysfs", (0 if privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV

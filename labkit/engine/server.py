@@ -37,9 +37,10 @@ from .networking import Networking
 from .spare import SparePool
 from .state import Record
 from .update import Update
+from .volumes import Volumes
 
 
-class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns):
+class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns, Volumes):
     """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
 
     def __init__(self, home: Path) -> None:

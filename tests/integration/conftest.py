@@ -7,7 +7,8 @@ processes that descend from the engine, the state directories under
 started by this test session (a descendant of it, or booting a disk or an
 initramfs of its own), a temporary initramfs or half-made root disk; and the
 network plumbing: labkit's links (bridges ``lkbr-*``, veths ``lkv*``), the chains of
-nftables' ``inet labkit`` table and the address leases. This home's default ``bridge``
+nftables' ``inet labkit`` table and the address leases; and the volume directories under
+``$LABKIT_HOME/volumes`` (an anonymous volume of a ``--rm`` container must go with it). This home's default ``bridge``
 network, made on first use and kept like Docker's, is not a leftover.
 A test that creates a container must remove it.
 """
@@ -170,11 +171,19 @@ def _leases() -> set[str]:
     return {str(p.relative_to(paths.home())) for p in (paths.home() / "networks").glob("*/leases/*")}
 
 
+def _volumes() -> set[str]:
+    """Volume directories (named, anonymous, half-made): a test removes the ones it made."""
+    from labkit import paths
+
+    d = paths.volumes_dir()
+    return set(os.listdir(d)) if d.exists() else set()
+
+
 def snapshot() -> dict:
     spare = _spare()
     return {"mounts": _mounts(), "cgroups": _cgroups(spare), "processes": _engine_descendants(spare),
             "state dirs": _state_dirs(spare), "qemu": _qemus(), "vm files": _vm_temp_files(),
-            "links": _links(), "nft chains": _nft_chains(), "leases": _leases()}
+            "links": _links(), "nft chains": _nft_chains(), "leases": _leases(), "volumes": _volumes()}
 
 
 def leftovers(before: dict, after: dict) -> dict:

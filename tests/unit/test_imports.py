@@ -149,7 +149,7 @@ def test_every_labkit_import_exists(name):
 
 
 # The layers, bottom first (CONTRIBUTING.md, "The layers"); utilities any layer may import.
-UTILITIES = {"labkit.errors", "labkit.i18n", "labkit.paths", "labkit.units", "labkit.spec"}
+UTILITIES = {"labkit.errors", "labkit.i18n", "labkit.paths", "labkit.units", "labkit.spec", "labkit.volspec"}
 # Imports that go up a layer on purpose, each explained in CONTRIBUTING.md.
 UPWARD = {
     ("labkit.images.build.running", "labkit.api"),

@@ -34,8 +34,10 @@ def test_protocol_carries_json_and_fds(tmp_path):
 
 
 def test_parse_volume(tmp_path):
-    assert parse_volume(f"{tmp_path}:/data") == [str(tmp_path), "/data", False]
-    assert parse_volume(f"{tmp_path}:/data:ro") == [str(tmp_path), "/data", True]
+    m = parse_volume(f"{tmp_path}:/data")
+    assert (m["type"], m["source"], m["target"], m["readonly"]) == ("bind", str(tmp_path), "/data", False)
+    m = parse_volume(f"{tmp_path}:/data:ro")
+    assert (m["type"], m["source"], m["target"], m["readonly"]) == ("bind", str(tmp_path), "/data", True)
     with pytest.raises(LabkitError, match="absolut"):
         parse_volume(f"{tmp_path}:data")
     with pytest.raises(LabkitError, match="não existe|does not exist"):
