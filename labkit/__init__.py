@@ -23,6 +23,7 @@ _EXPORTS = {
     "prune_images": "images.changes", "push": "images.registry", "pull": "images.registry",
     "volume": "volumes_api", "volumes": "volumes_api", "Volume": "volumes_api", "get_volume": "volumes_api",
     "prune_volumes": "volumes_api",
+    "create": "api",
 }
 
 

@@ -108,7 +108,8 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         add_hosts: Any = None, dns: Iterable[str] | None = None,
         security_opt: Iterable[str] | None = None, ulimits: Any = None,
         privileged: bool = False, mounts: Any = None, tmpfs: Any = None,
-        volumes_from: Iterable[str] | None = None, labels: Any = None) -> "Result | Container":
+        volumes_from: Iterable[str] | None = None, restart: str | None = None,
+        healthcheck: dict | None = None, labels: Any = None, _create: bool = False) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -132,6 +133,9 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     (``"type=volume,source=dados,target=/d,readonly"``); ``tmpfs``: ``["/run:size=64m"]`` or
     ``{"/run": "size=64m"}``; ``volumes_from``: ``["ctr[:ro|rw]"]``.
     ``labels``: as ``--label`` (``{"k": "v"}`` or ``["k=v"]``), in ``inspect()["Config"]["Labels"]``.
+    ``restart``: as ``--restart`` (``"no"``, ``"on-failure[:N]"``, ``"always"``, ``"unless-stopped"``);
+    ``healthcheck``: ``{"test": ["CMD-SHELL", "cmd"], "interval": 30.0, "timeout": 30.0,
+    "retries": 3, "start_period": 0.0}`` (seconds; ``["NONE"]`` turns the image's off).
     """
     _warn_shell_string(cmd)
     if isinstance(env, dict):
@@ -141,19 +145,20 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "env": _client_env(env), "workdir": workdir, "hostname": hostname, "user": user,
         "volumes": _volumes(volumes), "devices": parse_devices(devices),
         "limits": _limits(memory, cpus, cpu_shares, cpuset_cpus, memory_swap, pids_limit),
-        "detach": detach, "remove": (not detach) if remove is None else remove,
+        "detach": detach, "remove": (not detach and (restart or "no") == "no") if remove is None else remove,
         "network": network, "cap_add": list(cap_add or []), "cap_drop": list(cap_drop or []),
         "read_only": read_only, "ports": parse_ports(ports), "publish_all": publish_all, "ip": ip,
         "aliases": list(network_aliases or []), "add_hosts": parse_add_hosts(add_hosts), "dns": list(dns or []),
         "security_opt": security_opts(security_opt or []), "ulimits": _ulimits(ulimits),
         "privileged": bool(privileged), **_storage(mounts, tmpfs, volumes_from),
+        "restart": restart, "healthcheck": healthcheck, "create_only": bool(_create),
         "labels": _parse_labels(labels),
     }
     if privileged:
         from .spec import warn_privileged
 
         warn_privileged()
-    if detach:
+    if detach or _create:
         reply = client.request({"op": "run", "config": config}, home=home)
         return Container(reply["id"], home=home)
     start, end, out, err = attached({"op": "run", "config": config}, stdin, timeout, home, stdout, stderr)
@@ -305,6 +310,24 @@ class Container:
         """As ``docker rm [-f] [-v]``: ``volumes`` removes its anonymous volumes too."""
         self._request("rm", force=force, volumes=volumes)
 
+    @property
+    def restart_count(self) -> int:
+        """How many times the engine started it again by its restart policy (``RestartCount``)."""
+        return int(self.inspect().get("RestartCount") or 0)
+
+    @property
+    def health(self) -> str | None:
+        """``"starting"``, ``"healthy"``, ``"unhealthy"``, or None without a healthcheck."""
+        return (self.inspect()["State"].get("Health") or {}).get("Status")
+
+    def start(self) -> None:
+        """Start it again (created or exited): the same container, a new PID 1 (``docker start``)."""
+        self._request("start")
+
+    def restart(self, timeout: float = 10) -> None:
+        """Stop (SIGTERM, SIGKILL after ``timeout`` s), then start (``docker restart``)."""
+        self._request("restart", timeout=timeout)
+
     def update(self, *, cpus: Any = None, memory: Any = None, pids_limit: Any = None,
                cpu_shares: int | None = None, cpuset_cpus: str | None = None,
                memory_swap: Any = None) -> dict:
@@ -331,6 +354,14 @@ class Container:
         from .monitor import snapshot
 
         return snapshot(self.cgroup)
+
+
+def create(image: str, cmd: str | Iterable[str] | None = None, **kwargs: Any) -> Container:
+    """A new container in state ``"created"``, started later with :meth:`Container.start`
+    (``docker create``); the same arguments as :func:`run`."""
+    kwargs["detach"] = True
+    kwargs.setdefault("remove", False)
+    return run(image, cmd, _create=True, **kwargs)  # type: ignore[return-value]
 
 
 def containers(all: bool = False, home: Path | None = None, filters: Any = None) -> list[Container]:

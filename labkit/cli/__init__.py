@@ -19,7 +19,7 @@ from ..i18n import _
 
 # Modules that add verbs; a missing one is skipped so areas can land apart.
 AREAS = ("containers", "images", "build", "registry", "slices", "system", "vm", "network", "volumes",
-         "compose")
+         "restarts", "compose")
 
 # Which areas a verb needs: `labkit run` imports and registers only "containers",
 # which keeps the command's start-up small (bench/bench_runtime.py measures it).
@@ -35,6 +35,7 @@ VERBS = {
     "network": ("network",), "port": ("network",),
     "volume": ("volumes",),
     "compose": ("compose",),
+    **dict.fromkeys(("create", "start", "restart"), ("restarts",)),
 }
 
 

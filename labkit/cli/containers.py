@@ -206,11 +206,14 @@ def cmd_run(args) -> int:
         "privileged": args.privileged, **_storage(args),
         "labels": flag_labels(args.label, args.label_file),
     }
+    from .restart_flags import run_fields
+
+    config.update(run_fields(args))  # --restart, --health-*, and create's "created" state
     if args.privileged:
         from ..spec import warn_privileged
 
         warn_privileged()
-    if args.detach:
+    if args.detach or config.get("create_only"):
         from ..engine import client
 
         reply = client.request({"op": "run", "config": config})
@@ -267,8 +270,13 @@ def human_duration(seconds: float) -> str:
 
 
 def status_text(state: dict) -> str:
+    if state["Status"] == "restarting":
+        return _("Restarting (%(code)d) %(time)s ago") % {"code": state["ExitCode"],
+                                                          "time": _ago(state.get("FinishedAt"))}
     if state["Status"] == "running":
-        return _("Up %(time)s") % {"time": _ago(state.get("StartedAt"))}
+        from .restart_flags import health_suffix
+
+        return _("Up %(time)s") % {"time": _ago(state.get("StartedAt"))} + health_suffix(state)
     if state["Status"] == "created":
         return _("Created")
     return _("Exited (%(code)d) %(time)s ago") % {"code": state["ExitCode"], "time": _ago(state.get("FinishedAt"))}

@@ -86,6 +86,17 @@ RUN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = PROCESS_FLAGS + [
     (("--cpuset-cpus",), {"help": N_("CPUs in which to allow execution (e.g. 0-1, 0)")}),
     (("--pids-limit",), {"type": int, "default": 2048,
                          "help": N_("maximum number of processes (default 2048; 0 or -1 for unlimited)")}),
+    (("--restart",), {"default": "no", "metavar": "POLICY",
+                      "help": N_("restart policy: no, on-failure[:N], always or unless-stopped")}),
+    (("--health-cmd",), {"metavar": "CMD", "help": N_("command to run to check health (with /bin/sh -c)")}),
+    (("--health-interval",), {"metavar": "DURATION", "help": N_("time between running the check (e.g. 30s)")}),
+    (("--health-timeout",), {"metavar": "DURATION",
+                             "help": N_("maximum time to allow one check to run (e.g. 30s)")}),
+    (("--health-retries",), {"metavar": "N", "help": N_("consecutive failures needed to report unhealthy")}),
+    (("--health-start-period",), {"metavar": "DURATION",
+                                  "help": N_("start period for the container to initialize before "
+                                             "failures count (e.g. 5s)")}),
+    (("--no-healthcheck",), {"action": "store_true", "help": N_("disable any container-specified HEALTHCHECK")}),
 ]
 
 

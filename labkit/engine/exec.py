@@ -24,18 +24,7 @@ class Exec:
             raise LabkitError("exec: expected 3 file descriptors")
         if msg.get("user"):
             check_user(msg["user"])
-        env = dict(e.split("=", 1) for e in rec.data["Config"]["Env"] if "=" in e)
-        env.update(dict(e.split("=", 1) if "=" in e else (e, "") for e in msg.get("env") or []))
-        proc = {"argv": msg["cmd"], "env": env,
-                "workdir": msg.get("workdir") or rec.data["Config"]["WorkingDir"],
-                "user": msg.get("user") or rec.data["Config"]["User"], "tty": tty,
-                "stdio": list(fds), "winsize": msg.get("winsize"),
-                "caps": container_caps(["ALL"], []) if rec.data["HostConfig"].get("Privileged") else
-                container_caps(rec.data["HostConfig"].get("CapAdd") or [],
-                               rec.data["HostConfig"].get("CapDrop") or []),
-                "ulimits": process_ulimits(rec.data["HostConfig"].get("Ulimits") or [])}
-        bpf = rec.dir / "seccomp.bpf"  # the filter its run got: the same for every exec
-        proc["seccomp"] = bpf.read_text() if bpf.exists() else seccomp.program(None, proc["caps"]).hex()
+        proc = exec_process(rec, msg, list(fds), tty)
         console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if tty else None
         proc["console"] = console[1].fileno() if console else None
         cgroup = self.cgroups.open(rec.cgroup_name)
@@ -52,3 +41,21 @@ class Exec:
         self.exec_conns[pid] = conn
         self._send_with(conn, {"ok": True, "pid": pid}, master)
         return None
+
+
+def exec_process(rec, msg: dict, stdio: list[int], tty: bool = False) -> dict:
+    """The process an exec starts in ``rec``'s container: its env, user, capabilities,
+    limits and seccomp filter (the healthcheck's probe is one too, see :mod:`.health`)."""
+    env = dict(e.split("=", 1) for e in rec.data["Config"]["Env"] if "=" in e)
+    env.update(dict(e.split("=", 1) if "=" in e else (e, "") for e in msg.get("env") or []))
+    proc = {"argv": msg["cmd"], "env": env,
+            "workdir": msg.get("workdir") or rec.data["Config"]["WorkingDir"],
+            "user": msg.get("user") or rec.data["Config"]["User"], "tty": tty,
+            "stdio": stdio, "winsize": msg.get("winsize"),
+            "caps": container_caps(["ALL"], []) if rec.data["HostConfig"].get("Privileged") else
+            container_caps(rec.data["HostConfig"].get("CapAdd") or [],
+                           rec.data["HostConfig"].get("CapDrop") or []),
+            "ulimits": process_ulimits(rec.data["HostConfig"].get("Ulimits") or [])}
+    bpf = rec.dir / "seccomp.bpf"  # the filter its run got: the same for every exec
+    proc["seccomp"] = bpf.read_text() if bpf.exists() else seccomp.program(None, proc["caps"]).hex()
+    return proc

@@ -41,19 +41,20 @@ class Inventory:
                     self.pidfds[fd] = rec.id
                     self.sel.register(fd, selectors.EVENT_READ, ("pidfd", rec.id))
                     continue
-            if st["Status"] in ("running", "created"):
+            if st["Status"] in ("running", "created") and not self._is_created(rec):
                 self._finish(rec, None, _("the engine stopped; the exit status was lost"))
         # cgroups of this home that no container owns: a killed engine's spare, a half-made start
         self._remove_parent_cgroups(self._inventory_ids())
         self.recover_networks()
         self.recover_volumes()  # half-made or half-removed volume directories only
+        self.later(0, self._restart_on_engine_start)  # --restart always / unless-stopped (.restarts)
 
     def op_prune(self, msg, fds, conn):
         removed = []
         known = {entry.name for entry in self.cdir.iterdir()} | self._inventory_ids()
         inventory = self.home / "inventory"
         for rec in list(self.records.values()):
-            if not rec.running:
+            if not rec.running and not rec.state.get("Restarting"):  # waiting to restart: kept
                 removed.append(rec.id)
                 self._delete(rec)
         # leftovers a killed engine may have left: directories without a record

@@ -57,6 +57,7 @@ class Lifecycle:
             if cid == rec.id:
                 self._reply_and_close(conn, reply)
         self.later(0, self._ensure_spare)
+        self._after_exit(rec)  # its restart policy (.restarts)
 
     def _delete(self, rec: Record) -> None:
         self.records.pop(rec.id, None)
@@ -79,6 +80,7 @@ class Lifecycle:
 
     def op_run(self, msg, fds, conn):
         cfg = msg["config"]
+        self._check_restart(cfg)  # --restart, --health-*: checked first, the request kept (.restarts)
         name = cfg.get("name")
         taken = {r.name for r in self.records.values()}
         if name:
@@ -163,7 +165,7 @@ class Lifecycle:
             except OSError:  # it died: start the usual way
                 self._discard_spare(spare)
                 spare = None
-        cid = spare.cid if spare is not None else secrets.token_hex(32)
+        cid = spare.cid if spare is not None else cfg.get("reuse") or secrets.token_hex(32)
         hostname = cfg.get("hostname") or cid[:12]
         env["HOSTNAME"] = hostname
         # HOME: the child sets it from the image's passwd entry of the user (Docker's rule)
@@ -178,10 +180,10 @@ class Lifecycle:
         cdir = self.cdir / cid
         prebuilt = spare is not None and spare.root is not None  # it made these and mounted them
         for sub in ("upper", "work", "rootfs"):
-            (cdir / sub).mkdir(parents=True, exist_ok=prebuilt)
+            (cdir / sub).mkdir(parents=True, exist_ok=prebuilt or bool(cfg.get("reuse")))
         if not lowers:
             empty = cdir / "empty"
-            empty.mkdir()
+            empty.mkdir(exist_ok=True)
             lowers = [str(empty)]
         detach = bool(cfg.get("detach"))
         rec = Record(cdir, {
@@ -216,8 +218,11 @@ class Lifecycle:
         })
         (cdir / "seccomp.bpf").write_text(cfg["seccomp_bpf"])  # exec loads the same filter
         self._volumes_into(rec, cfg)  # Mounts, HostConfig.Binds/Mounts/Tmpfs, as Docker's
+        self._restart_record(rec, cfg, icfg)  # policy, healthcheck, what a restart keeps
         rec.save()
         self.records[cid] = rec
+        if cfg.get("create_only"):  # `labkit create`: no cgroup, no process yet
+            return self._created(rec, ports_owner)
         try:
             if spare is not None:  # listed in the inventory since it was made
                 cgroup = spare.cgroup
@@ -302,6 +307,7 @@ class Lifecycle:
                          StartTime=process_start_time(pid))
         rec.save()
         self.by_pid[pid] = ("init", cid)
+        self._health_begin(rec)
         if ports_owner:
             self.port_socks[cid] = self.port_socks.pop(ports_owner, [])
         if net is not None:
@@ -369,7 +375,7 @@ class Lifecycle:
         self._delete(rec)
 
     def op_list(self, msg, fds, conn):
-        items = [r.data for r in self.records.values() if msg.get("all") or r.running]
+        items = [r.data for r in self.records.values() if msg.get("all") or r.running or r.state.get("Restarting")]
         items.sort(key=lambda d: d["Created"], reverse=True)
         return {"ok": True, "containers": items}
 

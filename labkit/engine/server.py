@@ -30,17 +30,19 @@ from ..i18n import _
 from . import protocol, spawn
 from .dns import Dns
 from .exec import Exec
+from .health import Health
 from .inventory import Inventory
 from .lifecycle import Lifecycle
 from .names import Names
 from .networking import Networking
+from .restarts import Restarts
 from .spare import SparePool
 from .state import Record
 from .update import Update
 from .volumes import Volumes
 
 
-class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns, Volumes):
+class Engine(Restarts, Health, Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, Dns, Volumes):
     """The supervisor of one home; each ``op_<name>`` answers the request ``{"op": name}``."""
 
     def __init__(self, home: Path) -> None:
@@ -163,6 +165,8 @@ class Engine(Lifecycle, Exec, Update, SparePool, Inventory, Networking, Names, D
                 conn = self.exec_conns.pop(pid, None)
                 if conn is not None:
                     self._reply_and_close(conn, {"ok": True, "exit_code": code})
+            elif kind == "health":
+                self._health_done(pid, code)
 
     def on_orphan_exit(self, fd: int, cid: str) -> None:
         self.sel.unregister(fd)

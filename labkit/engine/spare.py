@@ -44,7 +44,7 @@ class SparePool:
         made; a volume's source may be a mount made since then.
         """
         spare = self.spare
-        if spare is None or cfg.get("volumes") or cfg.get("devices") or cfg.get("privileged") \
+        if spare is None or cfg.get("reuse") or cfg.get("create_only") or cfg.get("volumes") or cfg.get("devices") or cfg.get("privileged") \
                 or (cfg.get("network") or "none") != "none":
             return None
         self.spare = None

@@ -78,7 +78,7 @@ class Record:
         # directories: remove those directly, which costs a fraction of rmtree's walk.
         d = str(self.dir)
         try:
-            for name in ("container.json", "container.json.tmp", "container.log"):
+            for name in ("container.json", "container.json.tmp", "container.log", "request.json"):
                 try:
                     os.unlink(os.path.join(d, name))
                 except FileNotFoundError:
