@@ -245,7 +245,9 @@ def test_course_app_rows_outlive_their_containers(monkeypatch):
     from labkit.images import debian
     from requirements import skip_here
 
-    if labkit.images.store.Store().find("debian:bookworm") is None:
+    from labkit.images.store import Store
+
+    if Store().find("debian:bookworm") is None:
         why = debian.reachable(debian.configured_mirror(), "bookworm")
         if why:
             skip_here(f"the Debian archive is not reachable from this machine: {why}")
