@@ -320,3 +320,49 @@ def test_cli_refusals_without_a_file_or_with_a_bad_name(tmp_path):
     r = cli("compose", "--project-directory", str(d), "up", "-d", "nenhum")
     assert r.returncode == 125 and "serviço inexistente" in r.stderr
     assert everything("ola2") == {"containers": [], "networks": []}
+
+
+def test_service_healthy_restart_policies_and_restart_verb(tmp_path):
+    d = project_dir(tmp_path, "health", "saude")
+    lines: list[str] = []
+    proj = labkit.compose.get_project(d, out=lines.append)
+    try:
+        proj.up()
+        db, app = proj.service("db"), proj.service("app")
+        assert db.health == "healthy"
+        waited = [i for i, line in enumerate(lines) if "saude-db-1" in line and "Aguardando" in line]
+        healthy = [i for i, line in enumerate(lines) if "saude-db-1" in line and "Saudável" in line]
+        started = [i for i, line in enumerate(lines) if "saude-app-1" in line and "Iniciado" in line]
+        assert waited and healthy and started and waited[0] < healthy[0] < started[0], lines
+        policy = db.inspect()["HostConfig"]["RestartPolicy"]
+        assert policy["Name"] == "unless-stopped"
+        assert app.inspect()["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+        assert "(healthy)" in proj.ps() or "(saudável)" in proj.ps()
+        # compose restart: the same container (id, name), a new PID 1
+        pid = app.pid
+        r = cli("compose", "--project-directory", str(d), "restart", "app")
+        assert r.returncode == 0, r.stderr
+        assert proj.service("app").id == app.id and proj.service("app").pid != pid
+        # a stopped container with the same configuration is started again by up, not recreated
+        app.stop(timeout=5)
+        assert app.status == "exited"
+        proj = labkit.compose.up(d, out=lambda line: None)
+        assert proj.service("app").id == app.id and proj.service("app").status == "running"
+    finally:
+        proj.down()
+    assert everything("saude") == {"containers": [], "networks": []}
+
+
+def test_an_unhealthy_dependency_stops_up(tmp_path, monkeypatch):
+    d = project_dir(tmp_path, "health", "doente")
+    monkeypatch.setenv("DB_CHECK", "false")
+    monkeypatch.setenv("DB_START", "0s")
+    proj = labkit.compose.get_project(d, out=lambda line: None)
+    try:
+        with pytest.raises(LabkitError, match="doente-db-1"):
+            proj.up()
+        assert [c.name for c in proj.containers()] == ["doente-db-1"]  # app was never created
+        assert proj.service("db").health == "unhealthy"
+    finally:
+        proj.down()
+    assert everything("doente") == {"containers": [], "networks": []}
