@@ -11,6 +11,8 @@ def volume_specs(project: Any, svc: Any) -> list[str]:
     out = []
     for v in svc.volumes:
         suffix = ":ro" if v["read_only"] else ""
+        if v["type"] == "tmpfs":
+            continue  # tmpfs= below
         if v["source"] is None:
             out.append(v["target"])
         elif v["type"] == "volume":
@@ -27,6 +29,9 @@ def run_kwargs(project: Any, svc: Any, digest: str) -> dict[str, Any]:
         "ports": list(svc.ports) or None, "volumes": volume_specs(project, svc) or None,
         "labels": naming.container_labels(project.name, svc, project.model, digest),
     }
+    tmpfs = [v["target"] + (f":size={v['size']}" if v.get("size") else "") for v in svc.volumes if v["type"] == "tmpfs"]
+    if tmpfs:
+        kwargs["tmpfs"] = tmpfs
     if svc.network_mode is not None:
         kwargs["network"] = svc.network_mode
     elif svc.networks:

@@ -20,7 +20,7 @@ BUILD_KEYS = {"context", "dockerfile", "args", "network"}
 HEALTH_KEYS = {"test", "interval", "timeout", "retries", "start_period", "disable"}
 DEPENDS_KEYS = {"condition", "required", "restart"}
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
-VOLUME_LONG_KEYS = {"type", "source", "target", "read_only", "volume", "bind"}
+VOLUME_LONG_KEYS = {"type", "source", "target", "read_only", "volume", "bind", "tmpfs"}
 PORT_LONG_KEYS = {"target", "published", "host_ip", "protocol", "mode"}
 SERVICE_NETWORK_KEYS = {"aliases", "ipv4_address"}
 RESTART = re.compile(r"no|always|unless-stopped|on-failure(:[0-9]+)?")
@@ -151,9 +151,16 @@ def _volume(c: Check, entry: Any, line: int, where: str, base: Path, declared: d
         kind = str(entry.get("type") or "volume")
         source, target = entry.get("source"), entry.get("target")
         read_only = bool(entry.get("read_only"))
-        if kind not in ("volume", "bind") or not target:
-            raise c.fail(line, _("%(where)s.volumes: type volume or bind, with a target") % {"where": where})
+        if kind not in ("volume", "bind", "tmpfs") or not target:
+            raise c.fail(line, _("%(where)s.volumes: type volume, bind or tmpfs, with a target") % {"where": where})
         source = None if source is None else str(source)
+        if kind == "tmpfs":
+            size = (entry.get("tmpfs") or {}).get("size")
+            if not str(target).startswith("/"):
+                raise c.fail(line, _("%(where)s.volumes: the target %(path)s must be an absolute path other than /")
+                             % {"where": where, "path": repr(str(target))})
+            return {"type": "tmpfs", "source": None, "target": str(target), "read_only": read_only,
+                    "size": None if size is None else str(size)}
     else:
         parts = str(entry).split(":")
         mode = parts.pop() if len(parts) == 3 or len(parts) == 2 and parts[1] in ("ro", "rw") else "rw"

@@ -121,6 +121,8 @@ def test_compose_up_ps_logs_exec_down(tmp_path, monkeypatch):
         assert client.exec(["wget", "-qO-", "http://backend/"]).stdout == "api-ok\n"
         assert proj.service("web").exec(["wget", "-T", "2", "-qO-", "http://api/"]).exit_code != 0  # not on back
         assert client.inspect()["Config"]["Hostname"] == "cliente"
+        mount = client.exec(["grep", " /scratch ", "/proc/mounts"]).stdout
+        assert mount.startswith("tmpfs /scratch tmpfs") and "size=8192k" in mount
         assert client.inspect()["HostConfig"]["Limits"]["memory"] == 32 * 1024 * 1024
         table = proj.ps()
         assert table.splitlines()[0].split()[:4] == ["NOME", "IMAGEM", "COMANDO", "SERVIÇO"]

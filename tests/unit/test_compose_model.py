@@ -41,6 +41,7 @@ services:
       - ./site:/www
       - /cache
       - {type: volume, source: dados, target: /long, read_only: true}
+      - {type: tmpfs, target: /run/cache, tmpfs: {size: 8m}}
     depends_on:
       db: {condition: service_healthy}
       init: {condition: service_completed_successfully}
@@ -86,6 +87,7 @@ def test_a_full_file_is_understood(tmp_path):
         {"type": "bind", "source": str(tmp_path / "site"), "target": "/www", "read_only": False},
         {"type": "volume", "source": None, "target": "/cache", "read_only": False},
         {"type": "volume", "source": "dados", "target": "/long", "read_only": True},
+        {"type": "tmpfs", "source": None, "target": "/run/cache", "read_only": False, "size": "8m"},
     ]
     assert web.depends_on == {"db": "service_healthy", "init": "service_completed_successfully"}
     assert list(web.networks) == ["front", "back"]
