@@ -23,6 +23,10 @@ from .model import Model, load
 from .services import Service
 
 
+# A container in its restart back-off is the service's, alive: kept by up, stopped by down.
+ALIVE = ("running", "restarting")
+
+
 class Project:
     """One compose project (``labkit.compose.up(path)`` returns it)."""
 
@@ -114,10 +118,10 @@ class Project:
         """A host port another process (or container) holds: refused before anything is made."""
         for n, (digest, old) in plan.items():
             if old is not None and old.attrs["Config"]["Labels"].get(naming.CONFIG_HASH) == digest \
-                    and old.attrs["State"]["Status"] == "running":
+                    and old.attrs["State"]["Status"] in ALIVE:
                 continue  # kept as it is: its ports are its own
             held = set()
-            if old is not None and old.attrs["State"]["Status"] == "running":
+            if old is not None and old.attrs["State"]["Status"] in ALIVE:
                 held = {int(b["HostPort"]) for binds in (old.attrs["NetworkSettings"].get("Ports") or {}).values()
                         for b in binds or [] if b.get("HostPort")}
             from ..spec import parse_port
@@ -200,7 +204,7 @@ class Project:
         name = naming.container_name(self.name, svc)
         if old is not None:
             same = old.attrs["Config"]["Labels"].get(naming.CONFIG_HASH) == digest
-            if same and old.attrs["State"]["Status"] == "running":
+            if same and old.attrs["State"]["Status"] in ALIVE:
                 self.say(_(" Container %(name)s  Running") % {"name": name})
                 return
             if same and hasattr(old, "start"):
@@ -317,14 +321,14 @@ def _stop_all(containers: list[api.Container], timeout: float) -> None:
     """SIGTERM to all at once, as compose does: a shell that ignores it costs ``timeout`` once, not per container."""
     from concurrent.futures import ThreadPoolExecutor
 
-    running = [c for c in containers if c.attrs["State"]["Status"] == "running"]
+    running = [c for c in containers if c.attrs["State"]["Status"] in ALIVE]
     if running:
         with ThreadPoolExecutor(max_workers=len(running)) as pool:
             list(pool.map(lambda c: c.stop(timeout=timeout), running))
 
 
 def _remove(ctr: api.Container, timeout: float = 10, anonymous: bool = False) -> None:
-    if ctr.status == "running":
+    if ctr.status in ALIVE:
         ctr.stop(timeout=timeout)
     try:
         ctr.remove(force=True, volumes=anonymous)

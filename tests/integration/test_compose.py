@@ -368,3 +368,24 @@ def test_an_unhealthy_dependency_stops_up(tmp_path, monkeypatch):
     finally:
         proj.down()
     assert everything("doente") == {"containers": [], "networks": []}
+
+
+def test_a_restarting_service_is_kept_by_up_and_removed_by_down(tmp_path):
+    d = project_dir(tmp_path, "crash", "quebra")
+    proj = labkit.compose.get_project(d, out=lambda line: None)
+    try:
+        proj.up()
+        ctr = proj.service("crash")
+        for _attempt in range(400):  # the engine restarts it with a growing delay
+            if ctr.restart_count >= 2:
+                break
+            import time
+
+            time.sleep(0.05)
+        assert ctr.restart_count >= 2
+        proj.up()
+        assert proj.service("crash").id == ctr.id  # the same container, still in its loop
+        assert proj.logs().count("crash-1  | tentativa") >= 2  # one log across its runs
+    finally:
+        proj.down()
+    assert everything("quebra") == {"containers": [], "networks": []}
