@@ -74,6 +74,16 @@ def follow(project: Any, stream: TextIO, service: str | None = None) -> None:
             ctr.stop()
 
 
+def _long_volume(v: dict) -> dict:
+    """A mount in compose's long syntax, which reads back the same."""
+    out = {k: v[k] for k in ("type", "source", "target") if v.get(k)}
+    if v["read_only"]:
+        out["read_only"] = True
+    if v.get("size"):
+        out["tmpfs"] = {"size": v["size"]}
+    return out
+
+
 def config_yaml(project: Any) -> str:
     """``docker compose config``: the file as it was understood (interpolated, names resolved)."""
     import yaml
@@ -84,6 +94,8 @@ def config_yaml(project: Any) -> str:
         doc = {k: v for k, v in asdict(svc).items() if v not in (None, [], {}) and k not in ("name", "line")}
         if svc.build is not None:
             doc["build"] = {k: str(v) if k == "context" else v for k, v in svc.build.items() if v}
+        if svc.volumes:
+            doc["volumes"] = [_long_volume(v) for v in svc.volumes]
         if svc.depends_on:
             doc["depends_on"] = {d: {"condition": c} for d, c in svc.depends_on.items()}
         limits = {k: doc.pop(k) for k in ("cpus", "memory") if k in doc}

@@ -234,3 +234,50 @@ def test_labels_and_filters():
         parse_filters(["colour=red"])
     with pytest.raises(LabkitError):
         parse_filters(["label"])
+
+
+def test_a_service_as_run_arguments(tmp_path):
+    """What Project.up hands to labkit.run: contracts.md's names, the project's real names."""
+    from labkit.compose.project import Project
+    from labkit.compose.runargs import run_kwargs
+
+    (tmp_path / "web.env").write_text("FROM_FILE=sim\n")
+    proj = Project("loja", load(write(tmp_path, FULL)), out=lambda line: None)
+    web = run_kwargs(proj, proj.model.services["web"], "h" * 64)
+    assert web["network"] == "loja_front" and web["network_aliases"] == ["web"]
+    assert web["volumes"] == ["loja_dados:/data:ro", f"{tmp_path / 'site'}:/www", "/cache", "loja_dados:/long:ro"]
+    assert web["tmpfs"] == ["/run/cache:size=8m"]
+    assert web["ports"] == ["8080:80", "127.0.0.1:5353:53/udp"]
+    assert (web["memory"], web["cpus"], web["restart"], web["user"], web["workdir"]) == \
+        ("64m", "0.5", "on-failure:3", "1000:1000", "/www")
+    assert "healthcheck" not in web  # none in the file: the image's own, if any
+    labels = web["labels"]
+    assert labels["com.docker.compose.project"] == "loja" and labels["com.docker.compose.service"] == "web"
+    assert labels["com.docker.compose.config-hash"] == "h" * 64 and labels["tier"] == "frontend"
+    assert labels["com.docker.compose.project.config_files"] == str(tmp_path / "compose.yaml")
+    db = run_kwargs(proj, proj.model.services["db"], "x")
+    assert db["network"] == "loja_back" and db["network_aliases"] == ["db", "banco"]
+    assert db["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli ping"] and "restart" not in db
+    init = run_kwargs(proj, proj.model.services["init"], "x")
+    assert init["network"] == "none" and "network_aliases" not in init
+    assert init["entrypoint"] == ["sh", "-c"]
+
+
+def test_config_yaml_round_trips_through_the_model(tmp_path):
+    import yaml
+
+    from labkit.compose.project import Project
+
+    (tmp_path / "web.env").write_text("FROM_FILE=sim\n")
+    proj = Project("loja", load(write(tmp_path, FULL)), out=lambda line: None)
+    doc = yaml.safe_load(proj.config())
+    assert doc["name"] == "loja" and list(doc["services"]) == ["web", "db", "init"]
+    assert doc["services"]["web"]["depends_on"]["db"] == {"condition": "service_healthy"}
+    assert doc["services"]["web"]["deploy"]["resources"]["limits"] == {"memory": "64m", "cpus": "0.5"}
+    assert doc["services"]["web"]["container_name"] == "loja-web-1"
+    assert doc["networks"]["back"] == {"name": "loja_back"} and doc["volumes"]["dados"] == {"name": "loja_dados"}
+    # what config prints is a compose file again, with the same meaning
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "web.env").write_text("FROM_FILE=sim\n")
+    again = load(write(tmp_path / "again", proj.config().replace(str(tmp_path), str(tmp_path / "again"))))
+    assert again.order() == proj.model.order()
