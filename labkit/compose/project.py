@@ -163,13 +163,15 @@ class Project:
     def _make_volumes(self, names: list[str]) -> None:
         wanted = {v["source"] for n in names for v in self.model.services[n].volumes
                   if v["type"] == "volume" and v["source"]}
-        make = _volume_api("volume")
+        make, listing = _volume_api("volume"), _volume_api("volumes")
+        existing = {v.name for v in listing(home=self.home)} if listing and wanted else set()
         for key in sorted(wanted):
             spec, name = self.model.volumes[key], self.volume_name(key)
-            if make is None or spec.get("external"):
-                continue  # an external one must exist: run says so if it does not
+            if make is None or spec.get("external") or name in existing:
+                continue  # an external one exists (_check_external); an existing one is reused as it is
             make(name, labels={**spec.get("labels", {}), naming.PROJECT: self.name, naming.VOLUME: key},
                  home=self.home)
+            self.say(_(" Volume %(name)s  Created") % {"name": name})
         for n in names:  # compose creates a missing bind source (create_host_path)
             for v in self.model.services[n].volumes:
                 if v["type"] == "bind" and not os.path.exists(v["source"]):
