@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import api, networking
-from ..errors import LabkitError, NotFound
+from ..errors import Conflict, LabkitError, NotFound
 from ..i18n import _
 from . import naming
 from .model import Model, load
@@ -72,6 +72,7 @@ class Project:
         plan = {n: (naming.config_hash(model.services[n], images[n], self._resolved(model.services[n])),
                     existing.get(n)) for n in names}
         self._check_ports(model, plan)
+        self._check_names(plan)
         self._check_external(names)
         self._make_networks(names)
         self._make_volumes(names)
@@ -130,6 +131,16 @@ class Project:
                 p = parse_port(text)
                 if p["host_port"] and p["host_port"] not in held:
                     _port_free(p, n)
+
+    def _check_names(self, plan: dict) -> None:
+        """A container name another container already has (not this project's): refused up front."""
+        taken = {c.attrs["Name"]: c for c in api.containers(all=True, home=self.home)}
+        for n, (_digest, old) in plan.items():
+            name = naming.container_name(self.name, self.model.services[n])
+            other = taken.get(name)
+            if other is not None and (old is None or other.id != old.id):
+                raise Conflict(_('the container name "%(name)s" is already in use by container %(id)s; '
+                                 'remove it (labkit rm) or choose another name') % {"name": name, "id": other.id[:12]})
 
     def _check_external(self, names: list[str]) -> None:
         """``external: true`` networks and volumes must exist already: checked before anything is made."""

@@ -389,3 +389,14 @@ def test_a_restarting_service_is_kept_by_up_and_removed_by_down(tmp_path):
     finally:
         proj.down()
     assert everything("quebra") == {"containers": [], "networks": []}
+
+
+def test_a_container_name_in_use_refuses_the_project(tmp_path):
+    d = project_dir(tmp_path, "shop", "nomes")
+    other = labkit.run("busybox", ["sleep", "60"], detach=True, name="nomes-api-1")
+    try:
+        r = cli("compose", "--project-directory", str(d), "up", "-d", env={"WEB_PORT": str(free_port())})
+        assert r.returncode == 125 and '"nomes-api-1"' in r.stderr and "já está em uso" in r.stderr
+        assert everything("nomes") == {"containers": [], "networks": []}
+    finally:
+        other.remove(force=True)
