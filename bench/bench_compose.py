@@ -41,6 +41,8 @@ def compose_text(image: str, podman: bool) -> str:
 def podman_args(s: Scratch) -> list[str]:
     return ["--root", str(s.path("podman", "root")), "--runroot", str(s.path("podman", "runroot")),
             "--tmpdir", str(s.path("podman", "tmp")), "--storage-driver", "overlay",
+            # its own CNI configs: /etc/cni/net.d is shared with every other podman on the machine
+            "--network-config-dir", str(s.path("podman", "net", "x").parent),
             "--cgroup-manager", "cgroupfs", "--events-backend", "none", "--runtime", "runc"]
 
 
