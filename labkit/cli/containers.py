@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--no-trunc", action="store_true", help=_("don't truncate output"))
     p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                    help=_("filter output based on conditions provided (label=KEY[=VALUE], name=NAME, status=, id=)"))
+    p.add_argument("--format", help=_(
+        "format output using a Go template subset, e.g. {{.Names}} or 'table {{.ID}}\\t{{.Label \"k\"}}'"))
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("logs", help=_("Fetch the logs of a container"))
@@ -296,6 +298,10 @@ def cmd_ps(args) -> int:
     from ..labels import select
 
     items = select(client.request({"op": "list", "all": args.all})["containers"], args.filter)
+    if args.format:
+        from .formats import render
+
+        return print(render(items, args.format, status_text)) or 0
     if args.quiet:
         for d in items:
             print(d["Id"] if args.no_trunc else d["Id"][:12])

@@ -71,6 +71,8 @@ def test_labels_on_run_inspect_and_filters():
         assert r.returncode == 0 and r.stdout.split() == [a.id[:12]]
         r = cli("ps", "--filter", "name=rotulado", "--filter", "label=solto")
         assert r.returncode == 0 and "rotulado-b" in r.stdout and "rotulado-a" not in r.stdout
+        r = cli("ps", "--filter", "label=curso", "--format", '{{.Names}}={{.Label "curso"}}')
+        assert r.returncode == 0 and sorted(r.stdout.split()) == ["rotulado-a=conteineres", "rotulado-b=outro"]
     finally:
         a.remove(force=True)
         b.remove(force=True)
