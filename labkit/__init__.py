@@ -30,6 +30,10 @@ _EXPORTS = {
 
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
+    if module is None and name == "compose":  # labkit.compose.up(...) without an import of its own
+        import importlib
+
+        return importlib.import_module(f"{__name__}.compose")
     if module is None:
         raise AttributeError(f"module 'labkit' has no attribute {name!r}")
     import importlib

@@ -20,6 +20,7 @@ from .spec import parse_limits as _limits, parse_volume, parse_volumes as _volum
 from .spec import parse_add_hosts, parse_ports
 from .errors import LabkitError
 from .i18n import _
+from .labels import parse_labels as _parse_labels, select as _select
 
 
 class ShellSyntaxWarning(UserWarning):
@@ -108,7 +109,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         security_opt: Iterable[str] | None = None, ulimits: Any = None,
         privileged: bool = False, mounts: Any = None, tmpfs: Any = None,
         volumes_from: Iterable[str] | None = None, restart: str | None = None,
-        healthcheck: dict | None = None, _create: bool = False) -> "Result | Container":
+        healthcheck: dict | None = None, labels: Any = None, _create: bool = False) -> "Result | Container":
     """Run ``cmd`` in a new container of ``image``.
 
     Attached (the default) it waits and returns a :class:`Result` with the
@@ -132,6 +133,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
     first use and filled from the image, or a host path); ``mounts``: ``--mount`` strings
     (``"type=volume,source=dados,target=/d,readonly"``); ``tmpfs``: ``["/run:size=64m"]`` or
     ``{"/run": "size=64m"}``; ``volumes_from``: ``["ctr[:ro|rw]"]``.
+    ``labels``: as ``--label`` (``{"k": "v"}`` or ``["k=v"]``), in ``inspect()["Config"]["Labels"]``.
     ``restart``: as ``--restart`` (``"no"``, ``"on-failure[:N]"``, ``"always"``, ``"unless-stopped"``);
     ``healthcheck``: ``{"test": ["CMD-SHELL", "cmd"], "interval": 30.0, "timeout": 30.0,
     "retries": 3, "start_period": 0.0}`` (seconds; ``["NONE"]`` turns the image's off).
@@ -151,6 +153,7 @@ def run(image: str, cmd: str | Iterable[str] | None = None, *, name: str | None 
         "security_opt": security_opts(security_opt or []), "ulimits": _ulimits(ulimits),
         "privileged": bool(privileged), **_storage(mounts, tmpfs, volumes_from),
         "restart": restart, "healthcheck": healthcheck, "create_only": bool(_create),
+        "labels": _parse_labels(labels),
     }
     if privileged:
         from .spec import warn_privileged
@@ -204,6 +207,11 @@ class Container:
     @property
     def name(self) -> str:
         return self.attrs["Name"]
+
+    @property
+    def labels(self) -> dict:
+        """Its labels (``--label``, the image's ``LABEL``s, compose's), as ``Config.Labels``."""
+        return dict(self.inspect()["Config"].get("Labels") or {})
 
     @property
     def status(self) -> str:
@@ -357,9 +365,10 @@ def create(image: str, cmd: str | Iterable[str] | None = None, **kwargs: Any) ->
     return run(image, cmd, _create=True, **kwargs)  # type: ignore[return-value]
 
 
-def containers(all: bool = False, home: Path | None = None) -> list[Container]:
+def containers(all: bool = False, home: Path | None = None, filters: Any = None) -> list[Container]:
+    """As ``labkit ps``; ``filters``: ``{"label": ["k=v", "k"], "name": ["web"]}`` (Docker's ``--filter``)."""
     reply = client.request({"op": "list", "all": all}, home=home)
-    return [Container(d["Id"], home=home, data=d) for d in reply["containers"]]
+    return [Container(d["Id"], home=home, data=d) for d in _select(reply["containers"], filters)]
 
 
 def get(ref: str, home: Path | None = None) -> Container:

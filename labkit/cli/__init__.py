@@ -19,7 +19,7 @@ from ..i18n import _
 
 # Modules that add verbs; a missing one is skipped so areas can land apart.
 AREAS = ("containers", "images", "build", "registry", "slices", "system", "vm", "network", "volumes", "restarts",
-         "classroom")
+         "classroom", "compose")
 
 # Which areas a verb needs: `labkit run` imports and registers only "containers",
 # which keeps the command's start-up small (bench/bench_runtime.py measures it).
@@ -34,6 +34,7 @@ VERBS = {
     "vm": ("vm",),
     "network": ("network",), "port": ("network",),
     "volume": ("volumes",),
+    "compose": ("compose",),
     **dict.fromkeys(("create", "start", "restart"), ("restarts",)),
 }
 

@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("-a", "--all", action="store_true", help=_("show all containers (default shows just running)"))
     p.add_argument("-q", "--quiet", action="store_true", help=_("only display container IDs"))
     p.add_argument("--no-trunc", action="store_true", help=_("don't truncate output"))
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help=_("filter output based on conditions provided (label=KEY[=VALUE], name=NAME, status=, id=)"))
+    p.add_argument("--format", help=_(
+        "format output using a Go template subset, e.g. {{.Names}} or 'table {{.ID}}\\t{{.Label \"k\"}}'"))
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("logs", help=_("Fetch the logs of a container"))
@@ -184,6 +188,7 @@ def _need_a_terminal(args) -> None:
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
     from ..spec import parse_add_hosts, parse_devices, parse_ports, security_opts as _security_opts
+    from ..labels import flag_labels
 
     _need_a_terminal(args)
 
@@ -201,6 +206,7 @@ def cmd_run(args) -> int:
         "ip": args.ip, "aliases": args.network_alias, "add_hosts": parse_add_hosts(args.add_host),
         "dns": args.dns, "security_opt": _security_opts(args.security_opt), "ulimits": args.ulimit,
         "privileged": args.privileged, **_storage(args),
+        "labels": flag_labels(args.label, args.label_file),
     }
     from .restart_flags import run_fields
 
@@ -291,7 +297,13 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 def cmd_ps(args) -> int:
     from ..engine import client
 
-    items = client.request({"op": "list", "all": args.all})["containers"]
+    from ..labels import select
+
+    items = select(client.request({"op": "list", "all": args.all})["containers"], args.filter)
+    if args.format:
+        from .formats import render
+
+        return print(render(items, args.format, status_text)) or 0
     if args.quiet:
         for d in items:
             print(d["Id"] if args.no_trunc else d["Id"][:12])

@@ -200,7 +200,8 @@ class Lifecycle:
                       "OOMKilled": False, "StartedAt": None, "FinishedAt": None},
             "Config": {"Hostname": hostname, "Env": [f"{k}={v}" for k, v in env.items()],
                        "Cmd": argv, "WorkingDir": workdir, "User": user, "Tty": bool(cfg.get("tty")),
-                       "OpenStdin": bool(cfg.get("interactive")), "Image": cfg["image"]},
+                       "OpenStdin": bool(cfg.get("interactive")), "Image": cfg["image"],
+                       "Labels": {**(icfg.get("Labels") or {}), **_labels(cfg.get("labels"))}},
             "HostConfig": {"AutoRemove": bool(cfg.get("remove")),
                            "NetworkMode": net["Name"] if net else network,
                            "PortBindings": _port_bindings(cfg.get("ports") or []),
@@ -437,6 +438,13 @@ class Lifecycle:
         self._volumes_on_rm(rec, msg)
         self._delete(rec)
         return {"ok": True, "id": rec.id}
+
+
+def _labels(labels) -> dict:
+    """The request's labels as Docker keeps them: a dict of strings (the client parsed them)."""
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        return {}
+    return dict(labels)
 
 
 def _port_bindings(ports: list[dict], view: bool = False) -> dict:
