@@ -21,6 +21,7 @@ from ..i18n import _
 from . import protocol, spawn
 from .privileges import check_user, container_caps, container_ulimits, device_rules, host_devices
 from .privileges import ALL_DEVICES, privileged_devices, process_ulimits, security_options
+from .initlayer import init_layer
 from .rootless import SLIRP, check_run, slirp_down, slirp_ports, slirp_up
 from .state import Record, now, process_start_time, random_name
 
@@ -272,7 +273,7 @@ class Lifecycle:
             stdio = list(fds)
         spec = {
             "share": ["net"] if network == "host" else [],
-            "rootfs": {"lowerdirs": lowers, "upperdir": str(cdir / "upper"),
+            "rootfs": {"lowerdirs": lowers, "initdir": init_layer(self.home), "upperdir": str(cdir / "upper"),
                        "workdir": str(cdir / "work"), "rootfs": str(cdir / "rootfs"),
                        "volumes": [*cfg.get("volumes", []), *names],
                        "devices": cfg.get("node_devices", cfg["devices"]),

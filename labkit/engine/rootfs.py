@@ -257,7 +257,10 @@ def build(spec: dict) -> None:
     except OSError:  # EINVAL: "/" is no mount point, i.e. we are in a chroot
         raise RootfsError(_CHROOT()) from None
     rootfs = spec["rootfs"]
-    mounts.overlay(list(reversed(spec["lowerdirs"])), spec["upperdir"], spec["workdir"], rootfs)
+    lowers = list(reversed(spec["lowerdirs"]))
+    if spec.get("initdir"):  # /etc's three name files, above the image (engine/initlayer.py)
+        lowers.insert(0, spec["initdir"])
+    mounts.overlay(lowers, spec["upperdir"], spec["workdir"], rootfs)
     root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for item in spec.get("volumes", ()):

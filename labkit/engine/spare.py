@@ -10,6 +10,7 @@ import secrets
 import traceback
 
 from . import spawn
+from .initlayer import init_layer
 from ..kernel.userns import rootless
 
 
@@ -28,7 +29,8 @@ class SparePool:
         root = None
         if self.next_lowers:
             cdir = self.cdir / cid
-            root = {"lowerdirs": self.next_lowers, "upperdir": str(cdir / "upper"), "workdir": str(cdir / "work"),
+            root = {"lowerdirs": self.next_lowers, "initdir": init_layer(self.home),
+                    "upperdir": str(cdir / "upper"), "workdir": str(cdir / "work"),
                     "rootfs": str(cdir / "rootfs"), "volumes": []}
             if getattr(self, "next_names", False):  # the last run had a network: /etc's three name files
                 root["volumes"] = name_mounts(cdir)
