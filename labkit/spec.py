@@ -61,6 +61,8 @@ def parse_devices(devices: Any) -> list:
 
 
 def parse_volumes(volumes: Any) -> list:
+    if not volumes:
+        return []
     from .volspec import parse_volumes as parse
 
     return parse(volumes)

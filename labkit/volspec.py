@@ -223,7 +223,7 @@ def parse_tmpfs(tmpfs: Any) -> list[dict]:
         spec = f"{target}:{opts}" if opts else target
         options, flags = tmpfs_options(opts or "", spec)
         out.append(_mount("tmpfs", "", _check_target(target, spec), "ro" in flags, options=options,
-                          flags=flags, mode="tmpfs"))
+                          flags=flags))
     return out
 
 

@@ -226,6 +226,8 @@ def cmd_run(args) -> int:
 
 def _storage(args) -> dict:
     """``--mount``, ``--tmpfs``, ``--volumes-from``, checked before the request (labkit.volspec)."""
+    if not (args.mount or args.tmpfs or args.volumes_from):
+        return {}  # the everyday `labkit run` imports nothing more
     from ..volspec import parse_mounts, parse_tmpfs, parse_volumes_from
 
     parse_tmpfs(args.tmpfs)

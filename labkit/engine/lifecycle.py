@@ -417,15 +417,16 @@ class Lifecycle:
 
     def op_rm(self, msg, fds, conn):
         rec = self.find(msg["ref"])
-        rec.data["labkitRemoveVolumes"] = bool(msg.get("volumes") or rec.data["HostConfig"].get("AutoRemove"))
         if rec.running:
             if not msg.get("force"):
                 raise Conflict(_("cannot remove container %(name)s: it is running; stop it first "
                                  "or use rm -f") % {"name": rec.name})
+            self._volumes_on_rm(rec, msg)  # before AutoRemove changes: rm -v, or a --rm container
             self._signal(rec, signal.SIGKILL)
             rec.data["HostConfig"]["AutoRemove"] = True  # removed when reaped
             self.waiters.setdefault(rec.id, []).append((conn, "rm"))
             return None
+        self._volumes_on_rm(rec, msg)
         self._delete(rec)
         return {"ok": True, "id": rec.id}
 

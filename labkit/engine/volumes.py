@@ -146,7 +146,7 @@ class Volumes:
         # strings as typed (a compose file, a raw request) or the client's dicts, checked again
         user = [{**normalize(m), "origin": "v"} for m in cfg.get("volumes") or []]
         user += [{**parse_mount(m), "origin": "mount"} for m in cfg.get("mounts") or []]
-        user += [{**m, "mode": "tmpfs"} for m in parse_tmpfs(cfg.get("tmpfs"))]
+        user += [{**m, "origin": "tmpfs"} for m in parse_tmpfs(cfg.get("tmpfs"))]
         seen: set[str] = set()
         for m in user:
             if m["target"] in seen:  # Docker: "Duplicate mount point"
@@ -190,7 +190,7 @@ class Volumes:
         """What ``inspect`` shows: ``Mounts`` and the request's fields, as Docker's."""
         mounts = []
         for m in cfg.get("volumes") or []:
-            if not isinstance(m, dict) or m["type"] == "tmpfs" and m.get("mode") == "tmpfs":
+            if not isinstance(m, dict) or m.get("origin") == "tmpfs":
                 continue  # --tmpfs shows in HostConfig.Tmpfs only, as in Docker
             entry = {"Type": m["type"]}
             if m["type"] == "volume":
@@ -211,11 +211,15 @@ class Volumes:
                            "ReadOnly": m["readonly"]} for m in cfg.get("volumes") or []
                           if isinstance(m, dict) and m.get("origin") == "mount"] or None
         host["Tmpfs"] = {m["target"]: m["options"] for m in cfg.get("volumes") or []
-                         if isinstance(m, dict) and m.get("mode") == "tmpfs"} or None
+                         if isinstance(m, dict) and m.get("origin") == "tmpfs"} or None
         host["VolumesFrom"] = list(cfg.get("volumes_from") or []) or None
         anonymous = [m["target"] for m in cfg.get("volumes") or [] if isinstance(m, dict) and m.get("origin") == "v"
                      and m.get("anonymous")]  # `-v /path`: Docker lists it with the image's VOLUMEs
         rec.data["Config"]["Volumes"] = {p: {} for p in [*(cfg.get("_image_volumes") or []), *anonymous]} or None
+
+    def _volumes_on_rm(self, rec: Record, msg: dict) -> None:
+        """``rm -v`` (or a ``--rm`` container removed by hand): its anonymous volumes go too."""
+        rec.data["labkitRemoveVolumes"] = bool(msg.get("volumes") or rec.data["HostConfig"].get("AutoRemove"))
 
     def _volumes_release(self, rec: Record) -> None:
         """The container goes: its anonymous volumes with it when it was ``--rm`` or

@@ -4,7 +4,7 @@ Every verb of ``labkit volume``, ``-v NAME:/path`` made on first use and filled 
 image (copy-up), anonymous volumes (image ``VOLUME``, ``-v /path``) and when they go,
 ``--mount``, ``--tmpfs``, ``--volumes-from``, read-only mounts, a volume in use, bad input
 (exit 125, nothing left: the leak fixture counts volume directories too) and a symlink in
-a volume that must not lead to the host.
+a volume that must not lead to the host; and the copy-up compared with podman's.
 """
 from __future__ import annotations
 
@@ -559,3 +559,43 @@ def test_a_target_with_dot_dot_stays_in_the_container(named):
     assert r.stdout.split() == ["f"]
     assert not Path("/", marker).exists() and not Path("/", f"{marker}-t").exists()
     assert (labkit.get_volume(name).mountpoint / "f").exists()
+
+
+def test_copy_up_and_anonymous_volumes_as_podman_does(vol_image, named):
+    """The same image run by podman (runc) with the same -v: the same files, owners and modes
+    in the volume, and the image's VOLUME as an anonymous volume there too."""
+    from requirements import require_tool
+    from test_images_interop import Podman
+
+    from labkit.images.store import Store
+
+    require_tool("podman", package="podman")
+    require_tool("runc", package="runc")
+    pod = Podman()
+    try:
+        image_id = pod("pull", "-q", f"oci:{Store().layout.root}:localhost/{vol_image}").stdout.strip()
+        script = ("stat -c '%u:%g %a %n' /data /data/sub /data/sub/f; readlink /data/link; cat /data/sub/f; "
+                  "echo novo > /data/novo && cat /data/novo")
+        podman_out = pod("run", "--rm", "--network", "none", "--cgroup-parent", "/" + pod.cgroup,
+                         "--pull", "never", "-v", "comparado:/data", image_id, "sh", "-c", script).stdout
+        ours = labkit.run(vol_image, ["sh", "-c", script], volumes=[f"{named('comparado')}:/data"])
+        assert ours.exit_code == 0, ours.stderr
+        print(podman_out)
+        assert ours.stdout == podman_out
+        # without -v: an anonymous volume at /data in both (podman lists it while the container exists)
+        cid = pod("create", "--network", "none", "--cgroup-parent", "/" + pod.cgroup, "--pull", "never",
+                  image_id, "true").stdout.strip()
+        (theirs,) = json.loads(pod("inspect", cid).stdout)[0]["Mounts"]
+        pod("rm", cid)
+        ctr = labkit.run(vol_image, ["true"], detach=True)
+        try:
+            ctr.wait(timeout=60)
+            (mine,) = ctr.inspect()["Mounts"]
+        finally:
+            ctr.remove(volumes=True)
+        assert (mine["Type"], mine["Destination"], mine["RW"]) == (theirs["Type"], theirs["Destination"],
+                                                                    theirs["RW"])
+        assert len(mine["Name"]) == len(theirs["Name"]) == 64
+    finally:
+        pod.cleanup()
+        assert pod.leftovers() == []
