@@ -126,6 +126,11 @@ def record_result(health: dict, check: dict, exit_code: int, output: str, start:
 class Health:
     """Healthchecks of :class:`~labkit.engine.server.Engine`."""
 
+    @property
+    def health_probes(self) -> dict:
+        """Probe pid -> (record, its PID 1, the output pipe, start[, the timeout that killed it])."""
+        return self.__dict__.setdefault("_health_probes", {})
+
     def _check_health(self, cfg: dict) -> None:
         """Checked before anything is made (bad input leaves nothing)."""
         cfg["health"] = parse_healthcheck(cfg.get("healthcheck"))
@@ -180,7 +185,7 @@ class Health:
             self._health_result(rec, pid, -1, error.get("message", ""), start)
             return
         os.set_blocking(read, False)
-        probes = self.__dict__.setdefault("health_probes", {})
+        probes = self.health_probes
         probes[probe] = (rec, pid, read, start)
         self.by_pid[probe] = ("health", rec.id)
         timeout = (check.get("Timeout") or DEFAULTS["Timeout"]) / NS
@@ -196,7 +201,7 @@ class Health:
 
     def _health_done(self, probe: int, code: int) -> None:
         """The reaper found a probe's exit."""
-        entry = self.__dict__.setdefault("health_probes", {}).pop(probe, None)
+        entry = self.health_probes.pop(probe, None)
         if entry is None:
             return
         rec, pid, read, start = entry[:4]
@@ -231,7 +236,7 @@ class Health:
 
     def _health_stop(self, rec: Record) -> None:
         """PID 1 exited: a probe still running dies with the cgroup; forget it."""
-        probes = self.__dict__.setdefault("health_probes", {})
+        probes = self.health_probes
         for probe, entry in list(probes.items()):
             if entry[0] is rec:
                 probes.pop(probe)

@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import re
+import signal
 import time
 import traceback
 
@@ -109,6 +110,22 @@ def _seconds_between(start: str | None, end: str | None) -> float:
 class Restarts:
     """Restart policies and create/start/restart for :class:`~labkit.engine.server.Engine`."""
 
+    # Engine.__init__ (server.py) stays as it is: this state is made on first use.
+    @property
+    def restart_pending(self) -> dict:
+        """Container id -> the token of its one waiting restart (an older timer finds another)."""
+        return self.__dict__.setdefault("_restart_pending", {})
+
+    @property
+    def previous(self) -> dict:
+        """Container id -> its record while it is started again (see :meth:`_start_again`)."""
+        return self.__dict__.setdefault("_previous", {})
+
+    @property
+    def restart_conns(self) -> dict:
+        """Container id -> the client of ``labkit restart`` waiting for its stop and start."""
+        return self.__dict__.setdefault("_restart_conns", {})
+
     # -- hooks in op_run / _run / _finish ----------------------------------------
     def _check_restart(self, cfg: dict) -> None:
         """Check the policy and the healthcheck before anything is made; keep the request."""
@@ -116,13 +133,15 @@ class Restarts:
         if policy["Name"] != "no" and cfg.get("remove"):
             raise LabkitError(_("conflicting options: --restart and --rm"))
         self._check_health(cfg)
-        if "request" not in cfg:  # what the user asked for, before op_run changes cfg
+        if "request" not in cfg and (not cfg.get("remove") or cfg.get("create_only")):
+            # what the user asked for, before op_run changes cfg (a --rm container is gone
+            # after its run: it never starts again, unless it was only created)
             cfg["request"] = copy.deepcopy({k: v for k, v in cfg.items() if k != "request"})
         cfg["restart_policy"] = policy
 
     def _restart_record(self, rec: Record, cfg: dict, icfg: dict | None = None) -> None:
         """The container's record, the first time or again: what a restart keeps."""
-        before = getattr(self, "previous", {}).get(rec.id)
+        before = self.previous.get(rec.id)
         rec.data["HostConfig"]["RestartPolicy"] = cfg.get("restart_policy") or parse_policy(None)
         rec.data["RestartCount"] = 0
         rec.data["labkitRestart"] = {"ManuallyStopped": False, "Created": bool(cfg.get("create_only")),
@@ -136,7 +155,7 @@ class Restarts:
         rec.state["Restarting"] = False
         self._health_record(rec, cfg, icfg)
         request = rec.dir / "request.json"
-        if before is None or not request.exists():
+        if cfg.get("request") and (before is None or not request.exists()):
             tmp = rec.dir / "request.json.tmp"
             tmp.write_text(json.dumps(cfg.get("request") or {}))
             os.replace(tmp, request)
@@ -150,7 +169,7 @@ class Restarts:
     def _after_exit(self, rec: Record) -> None:
         """Called when PID 1 was reaped and the exit recorded: restart it, if its policy says so."""
         self._health_stop(rec)
-        conn = getattr(self, "restart_conns", {}).pop(rec.id, None)
+        conn = self.restart_conns.pop(rec.id, None)
         if rec.id not in self.records:
             return
         if conn is not None:  # `labkit restart`: stopped, now started again
@@ -174,7 +193,7 @@ class Restarts:
 
     # -- the back-off -----------------------------------------------------------------
     def _schedule_restart(self, rec: Record, delay: float) -> None:
-        pending = self.__dict__.setdefault("restart_pending", {})
+        pending = self.restart_pending
         token = object()
         pending[rec.id] = token
 
@@ -185,7 +204,7 @@ class Restarts:
 
     def _cancel_restart(self, rec: Record) -> bool:
         """A waiting restart is dropped (stop, kill, rm): the container is simply exited."""
-        self.__dict__.setdefault("restart_pending", {}).pop(rec.id, None)
+        self.restart_pending.pop(rec.id, None)
         if rec.state.get("Status") != "restarting":
             return False
         rec.state.update(Status="exited", Restarting=False, Running=False)
@@ -194,7 +213,7 @@ class Restarts:
 
     def _restart_now(self, cid: str) -> None:
         """The delay is over (or the engine started): start it again, once."""
-        self.__dict__.setdefault("restart_pending", {}).pop(cid, None)
+        self.restart_pending.pop(cid, None)
         rec = self.records.get(cid)
         if rec is None or rec.state.get("Status") not in ("restarting", "exited"):
             return
@@ -216,7 +235,7 @@ class Restarts:
                               % {"name": rec.name}) from None
         cfg.update(detach=True, tty=False, interactive=False, create_only=False, reuse=rec.id,
                    name=rec.name, request=copy.deepcopy(cfg))
-        previous = self.__dict__.setdefault("previous", {})
+        previous = self.previous
         previous[rec.id] = rec  # while it is here, a failed start does not delete the directory
         del self.records[rec.id]  # its name is free for op_run's check; the record comes back
         try:
@@ -264,7 +283,10 @@ class Restarts:
 
     def op_kill(self, msg, fds, conn):
         rec = self.find(msg["ref"])
-        if self._manual_stop(rec, msg):  # it was waiting for a restart: no more, and no error
+        # moby: only a signal that stops it (KILL, or its stop signal) counts as the user's stop;
+        # `kill -s HUP` to reload a configuration does not turn its restart policy off
+        if int(msg.get("signal", signal.SIGKILL)) in (signal.SIGKILL, signal.SIGTERM) \
+                and self._manual_stop(rec, msg):  # it was waiting for a restart: no more, no error
             return {"ok": True, "id": rec.id}
         return super().op_kill(msg, fds, conn)
 
@@ -273,7 +295,7 @@ class Restarts:
         return super().op_rm(msg, fds, conn)
 
     def _delete(self, rec: Record) -> None:
-        if rec.id in getattr(self, "previous", {}):  # a failed start again keeps its container
+        if rec.id in self.previous:  # a failed start again keeps its container
             self.records.pop(rec.id, None)
             return
         super()._delete(rec)
@@ -302,7 +324,7 @@ class Restarts:
         if not rec.running:
             self._cancel_restart(rec)
             return self._user_start(rec)
-        self.__dict__.setdefault("restart_conns", {})[rec.id] = conn
+        self.restart_conns[rec.id] = conn
         self.op_stop({**msg, "op": "stop"}, fds, None)
         # op_stop waits for the exit with a waiter; here _after_exit answers instead
         self.waiters[rec.id] = [(c, k) for c, k in self.waiters.get(rec.id, []) if c is not None]

@@ -239,3 +239,40 @@ def test_attached_run_with_a_policy_is_kept_and_restarted_in_the_background():
         assert ctr.logs() == "rodada\n"  # the restart runs detached: its output goes to the log
     finally:
         labkit.get("anexado").remove(force=True)
+
+
+def test_created_with_rm_is_removed_after_its_start(container_dirs):
+    ctr = labkit.create("busybox", ["echo", "uma vez"], name="criado-rm", remove=True)
+    assert ctr.status == "created"
+    ctr.start()
+    assert wait_until(lambda: "criado-rm" not in {c.name for c in labkit.containers(all=True)})
+    assert ctr.id not in container_dirs()
+
+
+def test_a_signal_that_does_not_stop_it_keeps_the_policy():
+    ctr = labkit.run("busybox", ["sh", "-c", "trap 'exit 3' HUP; while :; do sleep 0.1; done"],
+                     detach=True, restart="always", name="recarrega")
+    try:
+        pid = ctr.pid
+        ctr.kill("HUP")  # as a reload: not the user's stop
+        assert wait_until(lambda: ctr.restart_count == 1 and state(ctr)["Status"] == "running")
+        assert ctr.pid != pid and on_disk(ctr.id)["labkitRestart"]["ManuallyStopped"] is False
+    finally:
+        ctr.remove(force=True)
+
+
+def test_restart_keeps_limits_and_bind_mounts(tmp_path: Path):
+    (tmp_path / "dado").write_text("de fora\n")
+    ctr = labkit.run("busybox", ["sleep", "1000"], detach=True, name="limites", memory="64m",
+                     pids_limit=50, volumes=[f"{tmp_path}:/dados:ro"])
+    try:
+        cgroup_before = ctr.inspect()["Cgroup"]
+        ctr.restart(timeout=0)
+        assert ctr.inspect()["Cgroup"] == cgroup_before  # a new cgroup, of the same name
+        stats = ctr.cgroup.stats()
+        assert stats["memory_limit"] == 64 * 1024**2 and stats["pids_limit"] == 50
+        assert ctr.exec(["cat", "/dados/dado"]).stdout == "de fora\n"
+        assert ctr.exec(["touch", "/dados/novo"]).exit_code != 0  # still read-only
+        assert ctr.inspect()["HostConfig"]["Binds"] == [f"{tmp_path}:/dados:ro"]
+    finally:
+        ctr.remove(force=True)
