@@ -114,25 +114,18 @@ def cmd_restart(args) -> int:
 
 
 def cmd_exec(args) -> int:
+    """The same attached exec as ``labkit exec``, in the service's container: output as it comes."""
+    from argparse import Namespace
+
     from ..errors import LabkitError
     from ..spec import client_env
+    from .containers import cmd_exec as plain_exec
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
     ctr = _project(args).service(args.service)
-    return _exec(ctr.id, args, client_env(args.env))
-
-
-def _exec(cid: str, args, env: list[str]) -> int:
-    """The same attached exec as ``labkit exec``: the output streams as it comes."""
-    from .containers import cmd_exec as plain_exec
-
-    class Args:  # what labkit exec's handler reads
-        container, cmd, workdir, user = cid, args.cmd, args.workdir, args.user
-        interactive = tty = False
-
-    Args.env = env
-    return plain_exec(Args)
+    return plain_exec(Namespace(container=ctr.id, cmd=args.cmd, env=client_env(args.env), workdir=args.workdir,
+                                user=args.user, interactive=False, tty=False))
 
 
 def cmd_config(args) -> int:
