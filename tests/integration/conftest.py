@@ -240,3 +240,23 @@ def detached():
             ctr.remove(force=True)
         except NotFound:
             pass
+
+
+@pytest.fixture(scope="session")
+def open_to_other_users():
+    """Other users (rootless engines, classroom students) run this checkout's ``.venv``.
+
+    A clone under ``/root`` (0700, a CI machine's usual place) does not let them through:
+    every directory above the checkout gets o+x, and the checkout itself o+rx (Python lists
+    it to import labkit), for the session; every mode is put back at the end.
+    """
+    repo = Path(__file__).resolve().parents[2]
+    changed = []
+    for d, need in [(repo, 0o005), *((p, 0o001) for p in repo.parents)]:
+        mode = d.stat().st_mode & 0o7777
+        if mode & need != need:
+            os.chmod(d, mode | need)
+            changed.append((d, mode))
+    yield repo
+    for d, mode in reversed(changed):
+        os.chmod(d, mode)

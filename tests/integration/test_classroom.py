@@ -124,7 +124,7 @@ def as_user(user: str, script: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def klass():
+def klass(open_to_other_users):
     k = Klass()
     yield k
     k.cleanup()

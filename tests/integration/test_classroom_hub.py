@@ -68,7 +68,7 @@ def leaf_of(pid: int) -> set[str]:
 
 
 @pytest.fixture
-def hub(tmp_path):
+def hub(tmp_path, open_to_other_users):
     sfx = secrets.token_hex(3)
     parent, a, b, teachers = f"lkh{sfx}", f"lkh{sfx}a", f"lkh{sfx}b", f"lkh{sfx}p"
     base = Path(f"/var/tmp/lkh-{sfx}")

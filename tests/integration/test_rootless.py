@@ -145,7 +145,7 @@ def _pids_of(uid: int) -> list[int]:
 
 
 @pytest.fixture
-def make_user():
+def make_user(open_to_other_users):
     require_tool("newuidmap", "uidmap")
     require_tool("runuser", "util-linux")
     if not _userns_allowed():
