@@ -160,7 +160,7 @@ class Class:
         home = self.home(user)
         base = {"HOME": str(home), "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
                 "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "LABKIT_LANG": "pt_BR",
-                "LABKIT_CGROUP_PARENT": self.parent}
+                "LABKIT_CGROUP_PARENT": f"{self.parent}/{user}"}
         base.update(env or {})
         return subprocess.run(["runuser", "-u", user, "--", "env", "-i", "-C", str(home),
                                *(f"{k}={v}" for k, v in base.items()), *args],
