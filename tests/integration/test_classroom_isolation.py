@@ -159,11 +159,15 @@ def test_a_cpu_hog_and_fork_bomb_stay_in_as_slice_and_b_answers(klass):
         assert found is not None and slice_pids in found.parents, found  # in A's delegated slice
         cgroup = found
         cpu = slice_dir(c, a, "cpu")
+        where = Path(f"/proc/{_container_pid(c, a, 'carga')}/cgroup").read_text()
         before = _throttled(cpu)
         assert lk(c, a, "exec", "carga", "touch", "/go").returncode == 0
         deadline = time.monotonic() + 60  # the bomb reaches the cap (a failure past that)
         while _pids_usage(slice_pids)["refused"] + _pids_usage(cgroup)["refused"] == 0:
             assert time.monotonic() < deadline, _pids_usage(slice_pids)
+            time.sleep(0.5)
+        while _throttled(cpu) == before:  # two hogs against a 1-CPU quota: the kernel throttles
+            assert time.monotonic() < deadline, where
             time.sleep(0.5)
         loaded = _round_trips(kb)
         after = _throttled(cpu)
@@ -179,7 +183,7 @@ def test_a_cpu_hog_and_fork_bomb_stay_in_as_slice_and_b_answers(klass):
         else:
             quota, period = (cpu / "cpu.max").read_text().split()
             assert int(quota) == int(period)
-        assert after > before
+        assert after > before, where
         assert usage["max"] == "512" and usage["current"] <= 512, usage
         # B's cells answered, with their results, all along
         assert kb.text("print(sum(range(10)))") == "45\n"
@@ -244,12 +248,16 @@ def _pids_usage(pids: Path) -> dict:
             "refused": int(events[events.index("max") + 1])}
 
 
-def _container_cgroup(c: Class, user: str, name: str) -> Path | None:
-    """The container's pids cgroup directory, or None when it has none (NoCgroups)."""
+def _container_pid(c: Class, user: str, name: str) -> int:
     r = lk(c, user, "inspect", name)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    pid = (info[0] if isinstance(info, list) else info)["State"]["Pid"]
+    return (info[0] if isinstance(info, list) else info)["State"]["Pid"]
+
+
+def _container_cgroup(c: Class, user: str, name: str) -> Path | None:
+    """The container's pids cgroup directory, or None when it has none (NoCgroups)."""
+    pid = _container_pid(c, user, name)
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _id, ctrls, path = line.split(":", 2)
         v1 = "pids" in ctrls.split(",")
