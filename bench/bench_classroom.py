@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -99,6 +100,11 @@ def main() -> int:
         if d.stat().st_mode & need != need:
             print(f"bench_classroom: {d} is closed to other users (chmod o+x)", file=sys.stderr)
             return 2
+    def unwind(_sig, _frame):  # a killed job still tears the class down (finally below)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, unwind)
+    signal.signal(signal.SIGHUP, unwind)
     c = Class(a.students)
     out: dict[str, dict] = {}
     peak_rss = 0
