@@ -42,7 +42,7 @@ def student(c: Class, user: str, go: threading.Event, out: dict) -> None:
     kernel = None
     try:
         token = c.login(user)
-        server = c.start_server(user, token)
+        server = c.start_server(user, token, rec)
         rec["ready"] = time.perf_counter() - t0
         kernel = Kernel(c.url, server, token)
         t1 = time.perf_counter()
@@ -132,6 +132,8 @@ def main() -> int:
         xs = [r[name] for r in ok]
         if xs:
             print(f"  {name:9} median {statistics.median(xs):6.1f} s   max {max(xs):6.1f} s")
+    print(f"hub answers 429 (spawn limit {2 * (os.cpu_count() or 1)} reached, asked again): "
+          f"{sum(r.get('429', 0) for r in out.values())}")
     print(f"peak RSS of the students' processes: {peak_rss / 2**30:.2f} GiB")
     if cg_peak is not None:
         print(f"peak of the class cgroup (with page cache): {cg_peak / 2**30:.2f} GiB")

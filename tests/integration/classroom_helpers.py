@@ -141,11 +141,23 @@ class Class:
         assert status in (200, 201), (user, status)
         return body["token"]
 
-    def start_server(self, user: str, token: str) -> str:
-        """The server's URL prefix (``/user/<name>/``) once the hub says it is ready."""
-        status, _ = api(self.url, f"/hub/api/users/{user}/server", "POST", token)
-        assert status in (201, 202), (user, status)
+    def start_server(self, user: str, token: str, stats: dict | None = None) -> str:
+        """The server's URL prefix (``/user/<name>/``) once the hub says it is ready.
+
+        429: the hub's ``concurrent_spawn_limit`` is reached (a class logging in at once);
+        the student asks again, as the hub's spawn page does (every 2 s here, not the hub's
+        Retry-After of 30-60 s, so the wait measured is the machine's). ``stats["429"]``
+        counts them."""
         deadline = time.monotonic() + READY_WITHIN
+        while True:
+            status, _ = api(self.url, f"/hub/api/users/{user}/server", "POST", token)
+            if status != 429:
+                break
+            if stats is not None:
+                stats["429"] = stats.get("429", 0) + 1
+            assert time.monotonic() < deadline, (user, self.log_tail())
+            time.sleep(2)
+        assert status in (201, 202), (user, status)
         while True:
             status, model = api(self.url, f"/hub/api/users/{user}", token=token)
             server = (model.get("servers") or {}).get("", {})
