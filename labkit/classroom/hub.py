@@ -19,7 +19,7 @@ class HubSettings:
     students: list[str]
     etc: str
     data: str                      # the hub's database and cookie secret
-    parent: str                    # the class cgroup parent (LABKIT_CGROUP_PARENT)
+    parent: str                    # the class cgroup parent (+ /<user>: LABKIT_CGROUP_PARENT)
     venv: str = os.path.dirname(os.path.dirname(sys.executable))
     ip: str = "127.0.0.1"
     port: int = 8000
@@ -80,7 +80,8 @@ def config_text(s: HubSettings) -> str:
         f"c.Spawner.default_url = '/lab/tree/{s.course_dir}'",
         "c.Spawner.environment = {",
         f"    'PATH': {path!r},  # labkit (rootless) and jupyter from the class venv",
-        f"    'LABKIT_CGROUP_PARENT': {s.parent!r},",
+        "    # the student's own slice (delegated to them), not the class's (root's)",
+        f"    'LABKIT_CGROUP_PARENT': lambda spawner: {s.parent + '/'!r} + spawner.user.name,",
         "    'LABKIT_LANG': 'pt_BR',",
         "    'LANG': 'C.UTF-8',",
         "}",

@@ -90,7 +90,7 @@ def _attach(message: dict, args) -> int:
     fds, to_close = _stdio(args)
     sock = client.connect()
     try:
-        protocol.send(sock, message, fds)
+        client.send(sock, message, fds)
         for fd in to_close:
             os.close(fd)
         try:
@@ -128,7 +128,7 @@ def _attach_tty(message: dict, args) -> int:
     saved = termios.tcgetattr(0) if os.isatty(0) and args.interactive else None
     master = -1
     try:
-        protocol.send(sock, message)
+        client.send(sock, message)
         first, fds = protocol.recv(sock)
         client.check(first)
         if not fds:

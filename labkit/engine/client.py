@@ -106,6 +106,16 @@ def check(reply: dict) -> dict:
     return reply
 
 
+def send(sock: socket.socket, message: dict, fds: list[int] | tuple[int, ...] = ()) -> None:
+    """Send on a connection the caller keeps (attach, exec). An engine that hangs up at once
+    (another user's: SO_PEERCRED) breaks the pipe: say so, rather than let the CLI take it
+    for `labkit logs x | head` (a BrokenPipeError there is exit 0)."""
+    try:
+        protocol.send(sock, message, fds)
+    except ConnectionError:
+        raise LabkitError(_("lost the connection to the labkit engine")) from None
+
+
 def request(message: dict, fds: list[int] | tuple[int, ...] = (), home: Path | None = None) -> dict:
     """Send one request and return the engine's (checked) reply."""
     sock = connect(home)

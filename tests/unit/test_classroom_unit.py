@@ -117,7 +117,9 @@ def test_hub_config_is_valid_python_with_the_class_settings(tmp_path):
     assert c.Spawner.cmd == ["/opt/venv/bin/jupyterhub-singleuser"]
     assert c.Spawner.default_url == "/lab/tree/curso"
     assert c.Spawner.environment["PATH"].startswith("/opt/venv/bin:")
-    assert c.Spawner.environment["LABKIT_CGROUP_PARENT"] == "lkclass"
+    # each student's labkit gets their own slice (the class's is root's: not delegated)
+    spawner = type("S", (), {"user": type("U", (), {"name": "ana"})()})()
+    assert c.Spawner.environment["LABKIT_CGROUP_PARENT"](spawner) == "lkclass/ana"
     assert c.ConfigurableHTTPProxy.command == ["/opt/chp/bin/configurable-http-proxy"]
     culler = c.JupyterHub.services[0]
     assert culler["name"] == "idle-culler" and "jupyterhub_idle_culler" in culler["command"]
