@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -15,15 +14,7 @@ import psutil
 from labkit import paths
 from labkit.engine import client
 from labkit_cli import cli
-
-
-def wait_until(predicate, timeout: float = 30.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
+from polling import wait_until  # tests/integration/polling.py
 
 
 def alive(pid: int) -> bool:

@@ -22,6 +22,7 @@ import labkit
 from labkit import paths
 from labkit.engine import client
 from labkit.errors import LabkitError, NotFound
+from polling import wait_until  # tests/integration/polling.py
 
 pytestmark = pytest.mark.root
 
@@ -47,15 +48,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return False
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def cgroup_dirs(cid: str) -> list[str]:

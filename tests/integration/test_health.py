@@ -12,17 +12,9 @@ import pytest
 import labkit
 from labkit.images.store import Store
 from labkit_cli import cli  # tests/integration/labkit_cli.py
+from polling import wait_until  # tests/integration/polling.py
 
 pytestmark = pytest.mark.root
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def health(ctr) -> dict:

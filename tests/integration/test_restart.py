@@ -18,17 +18,9 @@ import labkit
 from labkit import paths
 from labkit.engine import client
 from labkit_cli import cli  # tests/integration/labkit_cli.py
+from polling import wait_until  # tests/integration/polling.py
 
 pytestmark = pytest.mark.root
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def state(ctr) -> dict:

@@ -16,6 +16,7 @@ import pytest
 
 import labkit
 from labkit.errors import NotFound
+from polling import wait_until as wait_for  # tests/integration/polling.py
 
 pytestmark = pytest.mark.root
 
@@ -24,16 +25,6 @@ NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
 
 def sh(script: str, **kw) -> labkit.Result:
     return labkit.run("busybox", ["sh", "-c", script], **kw)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
 
 
 # -- a first run -------------------------------------------------------------------------
