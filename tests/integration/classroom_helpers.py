@@ -167,14 +167,15 @@ class Class:
             time.sleep(1)
 
     def runuser(self, user: str, *args: str, timeout: float = 180,
-                env: dict | None = None) -> subprocess.CompletedProcess:
-        """A command as the student, with the environment their server gives them."""
+                env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """A command as the student, with the environment their server gives them (in their
+        home, or ``cwd``)."""
         home = self.home(user)
         base = {"HOME": str(home), "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
                 "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "LABKIT_LANG": "pt_BR",
                 "LABKIT_CGROUP_PARENT": f"{self.parent}/{user}"}
         base.update(env or {})
-        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", "-C", str(home),
+        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", "-C", str(cwd or home),
                                *(f"{k}={v}" for k, v in base.items()), *args],
                               capture_output=True, text=True, timeout=timeout)
 
