@@ -32,6 +32,13 @@ def main(home: Path, ready_fd: int | None = None) -> int:
 
         if not enter(home, ready_fd):
             return 1
+        from .rootless import cgroup_warning
+
+        warning = cgroup_warning()
+        if warning:  # never silently without limits: engine.log and the starting client
+            sys.stderr.write(warning + "\n")
+            if ready_fd is not None:
+                os.write(ready_fd, b"warn:" + warning.encode() + b"\n")
     home.mkdir(parents=True, exist_ok=True, mode=0o711)
     lock = _lock(home)
     if lock is None:  # another engine serves this home
@@ -96,6 +103,17 @@ def daemonize(home: Path) -> int:
     os.close(w)
     os.waitpid(pid, 0)
     status = os.read(r, 4096)
+    while status.startswith(b"warn:"):  # a rootless engine's warning line, then its status
+        if b"\n" not in status:
+            more = os.read(r, 4096)
+            if not more:
+                break
+            status += more
+            continue
+        line, _nl, status = status.partition(b"\n")
+        sys.stderr.write(line[5:].decode() + "\n")
+        if not status:
+            status = os.read(r, 4096)
     os.close(r)
     if status.startswith(b"err:"):  # a rootless engine that cannot start says why
         sys.stderr.write(status[4:].decode() + "\n")

@@ -43,6 +43,15 @@ def enter(home: Path, ready_fd: int | None) -> bool:
     return True
 
 
+def cgroup_warning() -> str | None:
+    """Said once at engine start (the starting client's stderr and engine.log): a delegated
+    cgroup is configured but this user cannot use it, so containers will have no limits."""
+    from ..kernel import cgroups
+
+    warn = getattr(cgroups.backend(), "warning", None)
+    return warn() if warn else None
+
+
 def surviving_namespace(home: Path) -> str | None:
     """``/proc/PID/ns/user`` of a container this home's previous engine left running, if any.
 

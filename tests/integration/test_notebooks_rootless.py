@@ -59,7 +59,7 @@ def test_notebooks_00_to_04_pass_strict_nbval_as_a_student(open_to_other_users):
     try:
         user = c.students[0]
         uid, home = c.uid(user), c.home(user)
-        work = home / "curso"
+        work = home / "nbval"
         work.mkdir(mode=0o700)
         for nb in NOTEBOOKS:
             shutil.copy(nb, work)
@@ -69,13 +69,13 @@ def test_notebooks_00_to_04_pass_strict_nbval_as_a_student(open_to_other_users):
         junit = work / "junit.xml"
         started = time.monotonic()
         r = c.runuser(user, str(BIN / "python"), "-m", "pytest", "-p", "no:cacheprovider",
-                      "-q", f"--junitxml={junit}", *nbval_args(),
+                      "-q", "-rfE", "--color=no", f"--junitxml={junit}", *nbval_args(),
                       *(nb.name for nb in NOTEBOOKS),
                       env={"PYTHONPATH": str(ROOT)}, timeout=3600, cwd=work)
         took = time.monotonic() - started
         print(f"\nnotebooks 00-04 as a student (strict nbval): {took:.0f} s, rc {r.returncode}")
-        tail = (r.stdout + r.stderr)[-6000:]
-        assert r.returncode == 0, tail
+        failed = [line for line in r.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        assert r.returncode == 0, "\n".join(failed) + "\n" + (r.stdout + r.stderr)[-4000:]
         suite = ET.parse(junit).getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
         counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}

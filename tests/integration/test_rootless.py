@@ -439,3 +439,27 @@ def test_build_diff_commit_keep_the_owners_the_image_sees(make_user):
     assert ana.labkit("rmi", "dono:1", "dono:2").returncode == 0
     left = [p for p in (ana.state / "layers").iterdir()]
     assert len(left) == 1  # busybox's: the layers with subordinate ids' files are gone too
+
+
+def test_a_configured_parent_the_user_cannot_write_is_said_never_silent(make_user):
+    """LABKIT_CGROUP_PARENT names a directory the user does not own (root's, here): the engine
+    warns once when it starts, a limit is refused naming that directory, doctor says it too."""
+    ana = make_user()
+    parent = f"lkrt-{secrets.token_hex(3)}"
+    d = Path("/sys/fs/cgroup/memory") / parent
+    d.mkdir()  # root's: not delegated to ana
+    ana.cgroups.append(str(d))
+    env = {"LABKIT_CGROUP_PARENT": parent}
+    r = ana.labkit("run", "busybox", "echo", "olá", env=env)
+    assert (r.returncode, r.stdout) == (0, "olá\n"), r.stderr
+    assert r.stderr.count("aviso:") == 1 and parent in r.stderr and "sem cgroup" in r.stderr, r.stderr
+    r = ana.labkit("run", "busybox", "true", env=env)  # once: the engine runs already
+    assert (r.returncode, r.stderr) == (0, "")
+    r = ana.labkit("run", "--memory", "32m", "busybox", "true", env=env)
+    assert r.returncode == 125 and "--memory" in r.stderr and parent in r.stderr, r.stderr
+    assert "LABKIT_CGROUP_PARENT" in r.stderr
+    assert ana.labkit("ps", "-a", "-q", env=env).stdout.split() == []
+    r = ana.labkit("doctor", env=env)
+    assert parent in r.stdout and "não é gravável" in r.stdout, r.stdout
+    assert ana.labkit("engine", "stop", env=env).returncode == 0
+    assert "aviso:" in (ana.state / "engine.log").read_text()
