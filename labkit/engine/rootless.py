@@ -20,6 +20,7 @@ from . import slirp
 from .state import process_start_time
 
 SLIRP = slirp.MODE
+slirp_settings = slirp.settings
 
 
 def enter(home: Path, ready_fd: int | None) -> bool:

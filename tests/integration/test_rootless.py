@@ -352,17 +352,22 @@ def test_no_user_namespace_gives_a_clear_message(make_user):
 
 
 def test_bridge_is_slirp4netns_with_published_ports(make_user):
-    """Rootless, the default bridge network is slirp4netns's: tap0 in the container's own
-    namespace, a published port is a socket slirp4netns listens on (127.0.0.1 here only)."""
+    """Rootless, the default bridge network is slirp4netns's: its TAP device is the container's
+    eth0 (as under root) in its own namespace, its address in inspect, a published port is a socket slirp4netns listens on (127.0.0.1 here only)."""
     require_tool("slirp4netns", "slirp4netns")
     import socket
     import urllib.request
 
     ana = make_user()
     r = ana.labkit("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
-                   "ip -4 -o addr show tap0 | awk '{print $4}'; cat /etc/resolv.conf")
+                   "ip -4 -o addr show eth0 | awk '{print $4}'; cat /etc/resolv.conf")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["10.0.2.100/24", "nameserver", "10.0.2.3"]
+    r = ana.labkit("run", "-d", "--name", "net", "--network", "bridge", "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    settings = _inspect(ana, "net")["NetworkSettings"]
+    assert (settings["IPAddress"], settings["Gateway"], settings["IPPrefixLen"]) == ("10.0.2.100", "10.0.2.2", 24)
+    assert ana.labkit("rm", "-f", "net").returncode == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -450,10 +455,10 @@ def test_a_configured_parent_the_user_cannot_write_is_said_never_silent(make_use
     d.mkdir()  # root's: not delegated to ana
     ana.cgroups.append(str(d))
     env = {"LABKIT_CGROUP_PARENT": parent}
-    r = ana.labkit("run", "busybox", "echo", "olá", env=env)
+    r = ana.labkit("run", "--rm", "busybox", "echo", "olá", env=env)
     assert (r.returncode, r.stdout) == (0, "olá\n"), r.stderr
     assert r.stderr.count("aviso:") == 1 and parent in r.stderr and "sem cgroup" in r.stderr, r.stderr
-    r = ana.labkit("run", "busybox", "true", env=env)  # once: the engine runs already
+    r = ana.labkit("run", "--rm", "busybox", "true", env=env)  # once: the engine runs already
     assert (r.returncode, r.stderr) == (0, "")
     r = ana.labkit("run", "--memory", "32m", "busybox", "true", env=env)
     assert r.returncode == 125 and "--memory" in r.stderr and parent in r.stderr, r.stderr
