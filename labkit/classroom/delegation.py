@@ -113,9 +113,9 @@ class Tree:
             if self.on_mkdir is not None:
                 self.on_mkdir(d, self.version)
             if self.version == "v1" and "cpuset" in self.mounts and d.startswith(self.mounts["cpuset"] + "/"):
-                from ..kernel.cgroups.v1 import _init_cpuset
+                from ..kernel.cgroups.v1 import init_cpuset
 
-                _init_cpuset(d)  # empty, no process (the student's server) could join it
+                init_cpuset(d)  # empty, no process (the student's server) could join it
         return made
 
     def write_caps(self, rel: str, caps: Caps) -> None:
