@@ -32,8 +32,9 @@ def main(home: Path, ready_fd: int | None = None) -> int:
 
         if not enter(home, ready_fd):
             return 1
-        from .rootless import cgroup_warning
+        from .rootless import cgroup_warning, join_delegated_cgroup
 
+        join_delegated_cgroup()  # v1: into the user's slice, when started outside it
         warning = cgroup_warning()
         if warning:  # never silently without limits: engine.log and the starting client
             sys.stderr.write(warning + "\n")

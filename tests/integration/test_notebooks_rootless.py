@@ -43,12 +43,13 @@ def nbval_args() -> list[str]:
     return [w.replace("$(NB_SANITIZE)", "nbval_sanitize.cfg") for w in words]
 
 
-def slice_children(c: Class, user: str) -> list[str]:
-    """Cgroups below the student's slice (their engine's containers go there)."""
+def container_cgroups(c: Class, user: str) -> list[str]:
+    """Containers' cgroups below the student's slice (``<slice>/labkit/<id>``; the slice's
+    ``jupyter`` leaf is classroom setup's, for the student's server)."""
     lay = layout()
-    tops = ([Path(m) / c.parent / user for m in set(lay.v1.values())] if lay.version == "v1"
-            else [Path(lay.v2) / c.parent / user])
-    return [str(d) for top in tops if top.is_dir() for d in top.rglob("*") if d.is_dir()]
+    tops = ([Path(m) / c.parent / user / "labkit" for m in set(lay.v1.values())] if lay.version == "v1"
+            else [Path(lay.v2) / c.parent / user / "labkit"])
+    return [str(d) for top in tops if top.is_dir() for d in top.iterdir() if d.is_dir()]
 
 
 def test_notebooks_00_to_04_pass_strict_nbval_as_a_student(open_to_other_users):
@@ -86,7 +87,7 @@ def test_notebooks_00_to_04_pass_strict_nbval_as_a_student(open_to_other_users):
         while pids_of(uid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert pids_of(uid) == [], "the student's processes outlived the run"
-        assert slice_children(c, user) == [], "cgroups left in the student's slice"
+        assert container_cgroups(c, user) == [], "containers' cgroups left in the student's slice"
     finally:
         c.close()  # raises if teardown left anything (hub proxy, teardown errors)
     assert not c.base.exists()

@@ -468,3 +468,35 @@ def test_a_configured_parent_the_user_cannot_write_is_said_never_silent(make_use
     assert parent in r.stdout and "não é gravável" in r.stdout, r.stdout
     assert ana.labkit("engine", "stop", env=env).returncode == 0
     assert "aviso:" in (ana.state / "engine.log").read_text()
+
+
+def test_an_engine_started_outside_the_slice_joins_it(make_user):
+    """Started from a runuser session (not the hub's server, which root placed in the slice),
+    the rootless engine moves itself into <delegated>/engine on cgroup v1, so its own work
+    counts against the user's caps like the containers'. On v2 the kernel's common-ancestor
+    rule forbids the move (root places the first process): the engine stays, and says nothing."""
+    from labkit.kernel.cgroups.mountinfo import layout
+
+    ana = make_user()
+    parent = ana.delegate()
+    env = {"LABKIT_CGROUP_PARENT": parent}
+    r = ana.labkit("run", "--rm", "busybox", "true", env=env)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    pid = ana.engine_pid()
+    assert pid is not None
+    where = {c: line.rstrip("\n").split(":", 2)[2] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+             for c in line.split(":", 2)[1].split(",")}
+    if layout().version != "v1":
+        skip_here("REAL: cgroup v2 forbids the move (common-ancestor rule); root places the first process")
+    for ctrl in V1_DELEGATED:
+        assert where[ctrl] == f"/{parent}/engine", (ctrl, where)
+    # its children (the spare container it keeps ready, a container) are below the slice too
+    r = ana.labkit("run", "-d", "--name", "s", "busybox", "sleep", "60", env=env)
+    assert r.returncode == 0, r.stderr
+    cpid = _inspect(ana, "s", env)["State"]["Pid"]
+    assert f"/{parent}/labkit/" in Path(f"/proc/{cpid}/cgroup").read_text()
+    assert ana.labkit("rm", "-f", "s", env=env).returncode == 0
+    # a second engine start (after a stop) finds the leaf there and joins it again
+    assert ana.labkit("engine", "stop", env=env).returncode == 0
+    assert ana.labkit("run", "--rm", "busybox", "true", env=env).returncode == 0
+    assert f"/{parent}/engine" in Path(f"/proc/{ana.engine_pid()}/cgroup").read_text()
