@@ -491,11 +491,11 @@ def test_an_engine_started_outside_the_slice_joins_it(make_user):
     for ctrl in V1_DELEGATED:
         assert where[ctrl] == f"/{parent}/engine", (ctrl, where)
     # its children (the spare container it keeps ready, a container) are below the slice too
-    r = ana.labkit("run", "-d", "--name", "s", "busybox", "sleep", "60", env=env)
+    r = ana.labkit("run", "-d", "--name", "dormindo", "busybox", "sleep", "60", env=env)
     assert r.returncode == 0, r.stderr
-    cpid = _inspect(ana, "s", env)["State"]["Pid"]
+    cpid = _inspect(ana, "dormindo", env)["State"]["Pid"]
     assert f"/{parent}/labkit/" in Path(f"/proc/{cpid}/cgroup").read_text()
-    assert ana.labkit("rm", "-f", "s", env=env).returncode == 0
+    assert ana.labkit("rm", "-f", "dormindo", env=env).returncode == 0
     # a second engine start (after a stop) finds the leaf there and joins it again
     assert ana.labkit("engine", "stop", env=env).returncode == 0
     assert ana.labkit("run", "--rm", "busybox", "true", env=env).returncode == 0
