@@ -27,11 +27,20 @@ def _lock(home: Path):
 
 
 def main(home: Path, ready_fd: int | None = None) -> int:
-    if os.geteuid() != 0:  # rootless: root of a user namespace of our own (see kernel/userns.py)
+    rootless = os.geteuid() != 0
+    if rootless:  # rootless: root of a user namespace of our own (see kernel/userns.py)
         from .rootless import enter
 
         if not enter(home, ready_fd):
             return 1
+    home.mkdir(parents=True, exist_ok=True, mode=0o711)
+    lock = _lock(home)
+    if lock is None:  # another engine serves this home
+        if ready_fd is not None:
+            os.write(ready_fd, b"busy")
+            os.close(ready_fd)
+        return 0
+    if rootless:
         from .rootless import cgroup_warning, join_delegated_cgroup
 
         join_delegated_cgroup()  # v1: into the user's slice, when started outside it
@@ -40,13 +49,6 @@ def main(home: Path, ready_fd: int | None = None) -> int:
             sys.stderr.write(warning + "\n")
             if ready_fd is not None:
                 os.write(ready_fd, b"warn:" + warning.encode() + b"\n")
-    home.mkdir(parents=True, exist_ok=True, mode=0o711)
-    lock = _lock(home)
-    if lock is None:  # another engine serves this home
-        if ready_fd is not None:
-            os.write(ready_fd, b"busy")
-            os.close(ready_fd)
-        return 0
     spawn.become_subreaper()
     engine = Engine(home)
     engine.recover()
