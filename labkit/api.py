@@ -224,8 +224,11 @@ class Container:
     @property
     def ip(self) -> str | None:
         """Its address on its first network (``NetworkSettings``), None without one."""
-        nets = (self.inspect().get("NetworkSettings") or {}).get("Networks") or {}
-        return next((ep["IPAddress"] for ep in nets.values() if ep.get("IPAddress")), None)
+        settings = self.inspect().get("NetworkSettings") or {}
+        nets = settings.get("Networks") or {}
+        # rootless slirp4netns: no network record, its fixed address at the top (as Docker's bridge)
+        return next((ep["IPAddress"] for ep in nets.values() if ep.get("IPAddress")),
+                    settings.get("IPAddress") or None)
 
     @property
     def ports(self) -> dict:

@@ -43,4 +43,12 @@ def pytest_unconfigure(config) -> None:
         labkit.engine_stop(home=Path(home))  # stops what the notebooks left running
     except Exception:  # noqa: BLE001 - no engine was started
         pass
-    shutil.rmtree(home, ignore_errors=True)
+    try:
+        from labkit.kernel import userns
+
+        # without root (tests/integration/test_notebooks_rootless.py), a container the engine
+        # left holds files of the user's subordinate ids and overlay's 000 work dir: removed
+        # from a user namespace mapped like the engine's, as their owner
+        userns.remove_tree(home)
+    except Exception:  # noqa: BLE001
+        shutil.rmtree(home, ignore_errors=True)

@@ -32,6 +32,9 @@ from ..kernel.cgroups import base
 from ..kernel.cgroups.mountinfo import Layout
 
 V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
+# also delegated when mounted, as the rootless engine uses them (kernel/cgroups/delegated.py):
+# cpuset (--cpuset-cpus; a new v1 cpuset needs its cpus/mems filled first) and freezer (pause)
+V1_OPTIONAL = ("cpuset", "freezer")
 V2_CONTROLLERS = ("cpu", "memory", "pids")
 LEAF = "jupyter"
 PERIOD_US = 100000
@@ -73,7 +76,7 @@ class Tree:
             if missing:
                 raise LabkitError(_("cgroup v1 controllers not mounted: %(names)s")
                                   % {"names": ", ".join(missing)})
-            self.mounts = {c: layout.v1[c] for c in V1_CONTROLLERS}
+            self.mounts = {c: layout.v1[c] for c in V1_CONTROLLERS + V1_OPTIONAL if c in layout.v1}
         elif self.version == "v2":
             self.mounts = {c: layout.v2 for c in V2_CONTROLLERS}  # type: ignore[misc]
         else:
@@ -109,6 +112,10 @@ class Tree:
             made.append(d)
             if self.on_mkdir is not None:
                 self.on_mkdir(d, self.version)
+            if self.version == "v1" and "cpuset" in self.mounts and d.startswith(self.mounts["cpuset"] + "/"):
+                from ..kernel.cgroups.v1 import init_cpuset
+
+                init_cpuset(d)  # empty, no process (the student's server) could join it
         return made
 
     def write_caps(self, rel: str, caps: Caps) -> None:

@@ -27,7 +27,8 @@ def _lock(home: Path):
 
 
 def main(home: Path, ready_fd: int | None = None) -> int:
-    if os.geteuid() != 0:  # rootless: root of a user namespace of our own (see kernel/userns.py)
+    rootless = os.geteuid() != 0
+    if rootless:  # rootless: root of a user namespace of our own (see kernel/userns.py)
         from .rootless import enter
 
         if not enter(home, ready_fd):
@@ -39,6 +40,15 @@ def main(home: Path, ready_fd: int | None = None) -> int:
             os.write(ready_fd, b"busy")
             os.close(ready_fd)
         return 0
+    if rootless:
+        from .rootless import cgroup_warning, join_delegated_cgroup
+
+        join_delegated_cgroup()  # v1: into the user's slice, when started outside it
+        warning = cgroup_warning()
+        if warning:  # never silently without limits: engine.log and the starting client
+            sys.stderr.write(warning + "\n")
+            if ready_fd is not None:
+                os.write(ready_fd, b"warn:" + warning.encode() + b"\n")
     spawn.become_subreaper()
     engine = Engine(home)
     engine.recover()
@@ -96,6 +106,17 @@ def daemonize(home: Path) -> int:
     os.close(w)
     os.waitpid(pid, 0)
     status = os.read(r, 4096)
+    while status.startswith(b"warn:"):  # a rootless engine's warning line, then its status
+        if b"\n" not in status:
+            more = os.read(r, 4096)
+            if not more:
+                break
+            status += more
+            continue
+        line, _nl, status = status.partition(b"\n")
+        sys.stderr.write(line[5:].decode() + "\n")
+        if not status:
+            status = os.read(r, 4096)
     os.close(r)
     if status.startswith(b"err:"):  # a rootless engine that cannot start says why
         sys.stderr.write(status[4:].decode() + "\n")

@@ -22,7 +22,7 @@ from . import protocol, spawn
 from .privileges import check_user, container_caps, container_ulimits, device_rules, host_devices
 from .privileges import ALL_DEVICES, privileged_devices, process_ulimits, security_options
 from .initlayer import init_layer
-from .rootless import SLIRP, check_run, slirp_down, slirp_ports, slirp_up
+from .rootless import SLIRP, check_run, slirp_down, slirp_ports, slirp_settings, slirp_up
 from .state import Record, now, process_start_time, random_name
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -244,7 +244,8 @@ class Lifecycle:
             raise
         try:
             if network == SLIRP:
-                holder = slirp_up(rec.id, rec.dir, cfg)  # rootless: its namespace, tap0 configured
+                holder = slirp_up(rec.id, rec.dir, cfg)  # rootless: its namespace, eth0 configured
+                rec.data["NetworkSettings"].update(slirp_settings())  # its address, as inspect shows it
                 try:
                     names = self._name_files(rec, cfg, None)
                 except BaseException:

@@ -20,6 +20,7 @@ from . import slirp
 from .state import process_start_time
 
 SLIRP = slirp.MODE
+slirp_settings = slirp.settings
 
 
 def enter(home: Path, ready_fd: int | None) -> bool:
@@ -41,6 +42,54 @@ def enter(home: Path, ready_fd: int | None) -> bool:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)  # other students must not read a student's state or reach the socket
     return True
+
+
+def cgroup_warning() -> str | None:
+    """Said once at engine start (the starting client's stderr and engine.log): a delegated
+    cgroup is configured but this user cannot use it, so containers will have no limits."""
+    from ..kernel import cgroups
+
+    warn = getattr(cgroups.backend(), "warning", None)
+    return warn() if warn else None
+
+
+ENGINE_LEAF = "engine"  # beside labkit/ (containers) and jupyter/ (the hub's server) in the slice
+
+
+def join_delegated_cgroup() -> str | None:
+    """Move the engine into ``<delegated>/engine`` when it runs outside the user's slice (a
+    ``runuser``/ssh session, not the hub's server), so its own work (unpacking, builds) and
+    the processes it forks count against the student's caps like the containers. Returns the
+    leaf joined, or None.
+
+    Only on cgroup v1: there the kernel lets a process move one of its own (same uid) into a
+    cgroup whose ``cgroup.procs`` it may write. On v2 a move needs write access to the
+    ``cgroup.procs`` of the common ancestor of both cgroups (the delegation rule), here the
+    root's: root must place the first process (the hub's spawner does it for the server,
+    and an engine started from there inherits that leaf)."""
+    from ..kernel import cgroups
+    from ..kernel.cgroups import Limits
+
+    b = cgroups.backend()
+    sub = getattr(b, "delegated", None)
+    if not sub or b.version != "v1":
+        return None
+    try:
+        with open("/proc/self/cgroup") as f:
+            here = {c: line.rstrip("\n").split(":", 2)[2]
+                    for line in f for c in line.split(":", 2)[1].split(",")}
+    except OSError:
+        return None
+    if all(here.get(c, "").startswith(f"/{sub}/") for c in b.roots):
+        return None  # already in the slice (the hub placed our parent there)
+    name = ENGINE_LEAF
+    try:
+        cg = b.create(name, Limits.partial())
+        cg.attach(os.getpid())
+    except (OSError, LabkitError) as exc:  # never stops the engine: said in engine.log
+        sys.stderr.write(f"labkit: {sub}/{name}: {getattr(exc, 'message', exc)}\n")
+        return None
+    return f"{sub}/{name}"
 
 
 def surviving_namespace(home: Path) -> str | None:

@@ -1,7 +1,8 @@
 """A rootless container's network: its own namespace, linked to the host by slirp4netns.
 
 Without the host's root there is no bridge and no veth pair. slirp4netns (Debian
-package ``slirp4netns``) instead opens a TAP device, ``tap0``, inside the container's
+package ``slirp4netns``) instead opens a TAP device, named ``eth0`` as a container's first
+interface is under root (and in Docker's rootless mode), inside the container's
 network namespace and carries its packets as ordinary sockets of the user on the host:
 a small user-space TCP/IP stack, the one QEMU's "user" network uses. The container gets
 10.0.2.100/24, the gateway 10.0.2.2 and a DNS forwarder at 10.0.2.3. A published port
@@ -28,6 +29,14 @@ from ..i18n import _
 MODE = "slirp4netns"
 DNS = "10.0.2.3"
 GUEST = "10.0.2.100"
+GATEWAY = "10.0.2.2"
+PREFIX = 24
+DEVICE = "eth0"
+
+
+def settings() -> dict:
+    """What ``inspect``'s ``NetworkSettings`` shows of a slirp4netns container (its fixed address)."""
+    return {"IPAddress": GUEST, "Gateway": GATEWAY, "IPPrefixLen": PREFIX}
 
 
 def available() -> str | None:
@@ -39,12 +48,12 @@ API = "slirp.sock"  # in the container's directory; a relative path: a Unix sock
 
 def start(netns: str, cdir: str) -> subprocess.Popen:
     """slirp4netns for the namespace at ``netns``, its API socket in ``cdir``; returns once
-    ``tap0`` is configured."""
+    its ``eth0`` is configured."""
     ready_r, ready_w = os.pipe()
     try:
         proc = subprocess.Popen(
             [available() or "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
-             "--netns-type=path", f"--ready-fd={ready_w}", f"--api-socket={API}", netns, "tap0"],
+             "--netns-type=path", f"--ready-fd={ready_w}", f"--api-socket={API}", netns, DEVICE],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cdir,
             pass_fds=(ready_w,), start_new_session=True)
     except OSError as exc:

@@ -64,6 +64,49 @@ def pids_of(uid: int) -> list[int]:
     return out
 
 
+def hub_services(hub_pid: int) -> list[tuple[int, float]]:
+    """(pid, start time) of the managed services a running hub started (the idle culler):
+    its descendants that run as the hub's own user with ``JUPYTERHUB_SERVICE_NAME`` set.
+
+    The hub starts them in sessions of their own (LocalProcessSpawner), so a ``kill -9`` of
+    the hub's process group leaves them running, reparented: a test records them while the
+    hub is alive and :func:`kill_recorded` stops exactly those afterwards."""
+    import psutil
+
+    try:
+        hub = psutil.Process(hub_pid)
+        uid = hub.uids().real
+        found = []
+        for p in hub.children(recursive=True):
+            try:
+                if p.uids().real == uid and "JUPYTERHUB_SERVICE_NAME" in p.environ():
+                    found.append((p.pid, p.create_time()))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_recorded(services: list[tuple[int, float]]) -> list[int]:
+    """SIGKILL each recorded process that is still that process (same start time: not a
+    reused pid); returns the pids that were still running."""
+    import psutil
+
+    killed = []
+    for pid, started in services:
+        try:
+            p = psutil.Process(pid)
+            if p.create_time() != started:
+                continue
+            p.kill()
+            p.wait(10)
+            killed.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return killed
+
+
 class Class:
     """``n`` students (``<prefix>00``...) made by classroom setup, and their hub."""
 
@@ -82,6 +125,7 @@ class Class:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._set_up = False
+        self.services: list[tuple[int, float]] = []  # the hub's managed services (hub_services)
         students = self.base / "turma.txt"
         students.write_text("".join(f"{u}:{p}\n" for u, p in self.passwords.items()))
         cmd = [str(BIN / "labkit"), "classroom", "setup", "--students", str(students),
@@ -124,6 +168,7 @@ class Class:
         while True:
             try:
                 if api(self.url, "/hub/api/")[0] == 200:
+                    self.services += hub_services(self.hub.pid)  # started before the hub answers
                     return
             except OSError:
                 pass
@@ -167,14 +212,15 @@ class Class:
             time.sleep(1)
 
     def runuser(self, user: str, *args: str, timeout: float = 180,
-                env: dict | None = None) -> subprocess.CompletedProcess:
-        """A command as the student, with the environment their server gives them."""
+                env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """A command as the student, with the environment their server gives them (in their
+        home, or ``cwd``)."""
         home = self.home(user)
         base = {"HOME": str(home), "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
                 "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "LABKIT_LANG": "pt_BR",
                 "LABKIT_CGROUP_PARENT": f"{self.parent}/{user}"}
         base.update(env or {})
-        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", "-C", str(home),
+        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", "-C", str(cwd or home),
                                *(f"{k}={v}" for k, v in base.items()), *args],
                               capture_output=True, text=True, timeout=timeout)
 
@@ -188,6 +234,7 @@ class Class:
             except subprocess.TimeoutExpired:
                 os.killpg(self.hub.pid, signal.SIGKILL)
                 self.hub.wait()
+        kill_recorded(self.services)  # a hub killed with -9 (by a test) leaves them running
         for user in self.students:
             try:
                 uid = self.uid(user)

@@ -150,6 +150,16 @@ def test_setup_makes_accounts_ranges_and_delegated_slices(klass):
             assert os.stat(os.path.join(d, "cgroup.procs")).st_uid == pw.pw_uid
     for kind, (x, y) in ranges.items():
         assert x[1] <= y[0] or y[1] <= x[0], kind  # no overlap between the two students
+    # v1: cpuset (--cpuset-cpus, notebook 03) and freezer (pause) delegated too where mounted,
+    # each new cpuset filled from its parent (an empty one takes no process)
+    for ctrl in ("cpuset", "freezer") if V1 else ():
+        if ctrl not in LAY.v1:
+            continue
+        for d in (f"{LAY.v1[ctrl]}/{k.parent}/{k.a}", f"{LAY.v1[ctrl]}/{k.parent}/{k.a}/jupyter"):
+            assert os.stat(d).st_uid == pwd.getpwnam(k.a).pw_uid, d
+            if ctrl == "cpuset":
+                with open(f"{d}/cpuset.cpus") as f, open(f"{LAY.v1[ctrl]}/cpuset.cpus") as top:
+                    assert f.read().strip() == top.read().strip() != ""
     with open(os.path.join(k.etc, "cgroup-parent")) as f:
         assert f.read() == k.parent + "\n"
     state_file = os.path.join(k.etc, "classroom.json")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from classroom_helpers import hub_services, kill_recorded
 from labkit.kernel.cgroups.mountinfo import layout
 from requirements import require, require_module, skipif_here
 
@@ -101,6 +102,7 @@ def hub(tmp_path, open_to_other_users):
     env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
     url = f"http://127.0.0.1:{port}"
     procs = []
+    services: list = []  # each hub's managed services (the idle culler), recorded while it runs
 
     def start() -> subprocess.Popen:
         proc = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(override)], cwd=data,
@@ -111,6 +113,7 @@ def hub(tmp_path, open_to_other_users):
         while True:
             try:
                 if api(url, "/")[0] == 200:
+                    services.extend(hub_services(proc.pid))
                     return proc
             except OSError:
                 pass
@@ -122,7 +125,7 @@ def hub(tmp_path, open_to_other_users):
         start()
         yield {"url": url, "a": a, "b": b, "teacher": teacher, "passwords": passwords,
                "parent": parent,
-               "log": base / "hub.log", "procs": procs, "start": start}
+               "log": base / "hub.log", "procs": procs, "start": start, "services": services}
     finally:
         for user in (a, b, teacher):
             subprocess.run(["pkill", "-TERM", "-u", user], capture_output=True)
@@ -134,6 +137,7 @@ def hub(tmp_path, open_to_other_users):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+        kill_recorded(services)  # the ones a hub killed with -9 left running (their own sessions)
         log.close()
         proxy_pid = (data / "proxy.pid").read_text().strip() if (data / "proxy.pid").exists() \
             else None
@@ -143,6 +147,7 @@ def hub(tmp_path, open_to_other_users):
         subprocess.run(["userdel", "--remove", teacher], capture_output=True)
         subprocess.run(["groupdel", teachers], capture_output=True)
         assert r.returncode == 0, r.stderr
+        assert kill_recorded(services) == [], "a hub service outlived the teardown"
         if proxy_pid:  # teardown stops the proxy the hub left running
             deadline = time.monotonic() + 30
             while os.path.exists(f"/proc/{proxy_pid}") and time.monotonic() < deadline:
@@ -235,9 +240,14 @@ def test_hub_killed_servers_keep_running_and_are_found_again(hub):
                   if p.info["username"] == h["a"] and p.info["cmdline"]
                   and any("jupyterhub-singleuser" in c for c in p.info["cmdline"]))
     first = h["procs"][-1]
+    culler = [pid for pid, _t in h["services"] if psutil.pid_exists(pid)]
+    assert culler, "the idle culler was not found among the hub's services"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert server.is_running()
+    # the hub's services live in sessions of their own: the group kill does not reach them,
+    # only the fixture's teardown (by the pids recorded here) does
+    assert all(psutil.pid_exists(pid) for pid in culler)
     h["start"]()
     status, model = api(h["url"], f"/users/{h['a']}", token=ta)  # the token survived too
     assert status == 200 and model["servers"][""]["ready"], model

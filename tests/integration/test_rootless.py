@@ -352,17 +352,22 @@ def test_no_user_namespace_gives_a_clear_message(make_user):
 
 
 def test_bridge_is_slirp4netns_with_published_ports(make_user):
-    """Rootless, the default bridge network is slirp4netns's: tap0 in the container's own
-    namespace, a published port is a socket slirp4netns listens on (127.0.0.1 here only)."""
+    """Rootless, the default bridge network is slirp4netns's: its TAP device is the container's
+    eth0 (as under root) in its own namespace, its address in inspect, a published port is a socket slirp4netns listens on (127.0.0.1 here only)."""
     require_tool("slirp4netns", "slirp4netns")
     import socket
     import urllib.request
 
     ana = make_user()
     r = ana.labkit("run", "--rm", "--network", "bridge", "busybox", "sh", "-c",
-                   "ip -4 -o addr show tap0 | awk '{print $4}'; cat /etc/resolv.conf")
+                   "ip -4 -o addr show eth0 | awk '{print $4}'; cat /etc/resolv.conf")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["10.0.2.100/24", "nameserver", "10.0.2.3"]
+    r = ana.labkit("run", "-d", "--name", "net", "--network", "bridge", "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    settings = _inspect(ana, "net")["NetworkSettings"]
+    assert (settings["IPAddress"], settings["Gateway"], settings["IPPrefixLen"]) == ("10.0.2.100", "10.0.2.2", 24)
+    assert ana.labkit("rm", "-f", "net").returncode == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -439,3 +444,59 @@ def test_build_diff_commit_keep_the_owners_the_image_sees(make_user):
     assert ana.labkit("rmi", "dono:1", "dono:2").returncode == 0
     left = [p for p in (ana.state / "layers").iterdir()]
     assert len(left) == 1  # busybox's: the layers with subordinate ids' files are gone too
+
+
+def test_a_configured_parent_the_user_cannot_write_is_said_never_silent(make_user):
+    """LABKIT_CGROUP_PARENT names a directory the user does not own (root's, here): the engine
+    warns once when it starts, a limit is refused naming that directory, doctor says it too."""
+    ana = make_user()
+    parent = f"lkrt-{secrets.token_hex(3)}"
+    d = Path("/sys/fs/cgroup/memory") / parent
+    d.mkdir()  # root's: not delegated to ana
+    ana.cgroups.append(str(d))
+    env = {"LABKIT_CGROUP_PARENT": parent}
+    r = ana.labkit("run", "--rm", "busybox", "echo", "olá", env=env)
+    assert (r.returncode, r.stdout) == (0, "olá\n"), r.stderr
+    assert r.stderr.count("aviso:") == 1 and parent in r.stderr and "sem cgroup" in r.stderr, r.stderr
+    r = ana.labkit("run", "--rm", "busybox", "true", env=env)  # once: the engine runs already
+    assert (r.returncode, r.stderr) == (0, "")
+    r = ana.labkit("run", "--memory", "32m", "busybox", "true", env=env)
+    assert r.returncode == 125 and "--memory" in r.stderr and parent in r.stderr, r.stderr
+    assert "LABKIT_CGROUP_PARENT" in r.stderr
+    assert ana.labkit("ps", "-a", "-q", env=env).stdout.split() == []
+    r = ana.labkit("doctor", env=env)
+    assert parent in r.stdout and "não é gravável" in r.stdout, r.stdout
+    assert ana.labkit("engine", "stop", env=env).returncode == 0
+    assert "aviso:" in (ana.state / "engine.log").read_text()
+
+
+def test_an_engine_started_outside_the_slice_joins_it(make_user):
+    """Started from a runuser session (not the hub's server, which root placed in the slice),
+    the rootless engine moves itself into <delegated>/engine on cgroup v1, so its own work
+    counts against the user's caps like the containers'. On v2 the kernel's common-ancestor
+    rule forbids the move (root places the first process): the engine stays, and says nothing."""
+    from labkit.kernel.cgroups.mountinfo import layout
+
+    ana = make_user()
+    parent = ana.delegate()
+    env = {"LABKIT_CGROUP_PARENT": parent}
+    r = ana.labkit("run", "--rm", "busybox", "true", env=env)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    pid = ana.engine_pid()
+    assert pid is not None
+    where = {c: line.rstrip("\n").split(":", 2)[2] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+             for c in line.split(":", 2)[1].split(",")}
+    if layout().version != "v1":
+        skip_here("REAL: cgroup v2 forbids the move (common-ancestor rule); root places the first process")
+    for ctrl in V1_DELEGATED:
+        assert where[ctrl] == f"/{parent}/engine", (ctrl, where)
+    # its children (the spare container it keeps ready, a container) are below the slice too
+    r = ana.labkit("run", "-d", "--name", "dormindo", "busybox", "sleep", "60", env=env)
+    assert r.returncode == 0, r.stderr
+    cpid = _inspect(ana, "dormindo", env)["State"]["Pid"]
+    assert f"/{parent}/labkit/" in Path(f"/proc/{cpid}/cgroup").read_text()
+    assert ana.labkit("rm", "-f", "dormindo", env=env).returncode == 0
+    # a second engine start (after a stop) finds the leaf there and joins it again
+    assert ana.labkit("engine", "stop", env=env).returncode == 0
+    assert ana.labkit("run", "--rm", "busybox", "true", env=env).returncode == 0
+    assert f"/{parent}/engine" in Path(f"/proc/{ana.engine_pid()}/cgroup").read_text()

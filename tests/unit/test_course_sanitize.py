@@ -67,6 +67,10 @@ VARIES = [
      "Linux minha-caixa 6.1.0-18-amd64 #1 SMP Debian 6.1.76-1 (2024-02-01) x86_64 GNU/Linux"),
     ("/tmp/tmpab12_x9z/merged", "/tmp/tmp0q9w8e7r/merged"),
     ("LABKIT_HOME=/tmp/labkit-test-ab12cd34", "LABKIT_HOME=/tmp/labkit-test-zz99yy88"),
+    # root's engine / a student's (a delegated cgroup below lkclass/<user>), v1 and v2
+    ("  /sys/fs/cgroup/cpu/labkit/" + "ab" * 32, "  /sys/fs/cgroup/cpu/lkclass/ana/labkit/" + "cd" * 32),
+    ("/sys/fs/cgroup/cpuacct/labkit/x", "/sys/fs/cgroup/cpuacct/lki29c18b/lki29c18b00/labkit/x"),
+    ("/sys/fs/cgroup/labkit/" + "ab" * 32, "/sys/fs/cgroup/lkclass/ana/labkit/" + "cd" * 32),
     ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==",
      "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAFklEQVR4nGNkYPj/n4GBgYGJgYEBAAkTAQcqd8xQAAAAAElFTkSuQmCC"),
 ]
@@ -99,6 +103,9 @@ KEPT = [
     "Dica 1 de 2: O parâmetro é cpus= e recebe um número de núcleos.",
     "decade 1234567890",
     "feedface",
+    "/sys/fs/cgroup/cpu/labkit/x",       # root's paths are the reference: left as they are
+    "/sys/fs/cgroup/labkit/x",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
 ]
 
 

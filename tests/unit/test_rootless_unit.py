@@ -144,3 +144,23 @@ def test_backend_for_a_v2_subtree(tmp_path):
     assert (b.version, b.delegated, b.root) == ("v2", "lkclass/ana", str(d))
     assert b.handle("labkit/abc").paths() == [str(d / "labkit/abc")]
     assert isinstance(delegated.backend_for(Layout(v2=str(tmp_path)), "lkclass/bia"), delegated.NoCgroups)
+
+
+def test_a_configured_parent_that_cannot_be_used_is_named_in_every_refusal(tmp_path, portuguese):
+    # LABKIT_CGROUP_PARENT set, but no such directory (or not the user's): no cgroups, and each
+    # refusal (and the engine's start warning) names that directory, never a silent run
+    b = delegated.backend_for(_fake_v1(tmp_path, "lkclass/ana"), "lkclass/bia")
+    assert isinstance(b, delegated.NoCgroups) and b.unusable == "lkclass/bia"
+    b.create("labkit/a", Limits())  # no limit asked: runs, without a cgroup
+    with pytest.raises(LabkitError) as exc:
+        b.create("labkit/a", Limits(memory=32 << 20))
+    msg = exc.value.message
+    assert "--memory" in msg and "lkclass/bia" in msg and "não é gravável" in msg, msg
+    warning = b.warning()
+    assert warning.startswith("aviso:") and "lkclass/bia" in warning and "--memory" in warning
+    # nothing configured: the old message (set LABKIT_CGROUP_PARENT), and nothing to warn about
+    none = delegated.backend_for(Layout(v1={"cpu": "/nonexistent"}), None)
+    assert none.warning() is None
+    with pytest.raises(LabkitError) as exc:
+        none.create("labkit/a", Limits(cpus=0.5))
+    assert "defina LABKIT_CGROUP_PARENT" in exc.value.message

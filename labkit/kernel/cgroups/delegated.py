@@ -85,6 +85,8 @@ def backend_for(layout, sub: str | None):
                 b = V2Backend(root)
                 b.delegated = sub
                 return b
+        # configured but unusable: say so wherever a limit is refused (and at engine start)
+        return NoCgroups(unusable=sub)
     return NoCgroups()
 
 
@@ -92,7 +94,12 @@ FLAGS = {"memory": "--memory", "memory_swap": "--memory-swap", "cpus": "--cpus",
          "cpu_shares": "--cpu-shares", "cpuset_cpus": "--cpuset-cpus", "pids_limit": "--pids-limit"}
 
 
-def no_cgroup_message(flags: str) -> str:
+def no_cgroup_message(flags: str, unusable: str | None = None) -> str:
+    if unusable:
+        return _("%(flags)s cannot be applied: the delegated cgroup %(dir)s (LABKIT_CGROUP_PARENT or "
+                 "/etc/labkit/cgroup-parent) is missing or not writable by you, so containers run "
+                 "without a cgroup; ask the administrator (labkit classroom setup) or fix "
+                 "LABKIT_CGROUP_PARENT") % {"flags": flags, "dir": unusable}
     return _("%(flags)s cannot be applied: without root, labkit needs a cgroup delegated to you "
              "(set LABKIT_CGROUP_PARENT, or ask the administrator for labkit classroom setup, which "
              "writes /etc/labkit/cgroup-parent)") % {"flags": flags}
@@ -107,8 +114,9 @@ class NoCgroup:
 
     version = "none"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, unusable: str | None = None) -> None:
         self.name = name
+        self.unusable = unusable  # the configured parent that could not be used, if any
 
     def __repr__(self) -> str:
         return f"<Cgroup none {self.name}>"
@@ -122,7 +130,7 @@ class NoCgroup:
         asked = [FLAGS[k] for k, v in limits.as_dict().items()
                  if v not in (None, 0, -1, "") and not (k == "pids_limit" and v == DEFAULT_PIDS_LIMIT)]
         if asked:  # never ignored silently
-            raise LabkitError(no_cgroup_message(", ".join(asked)))
+            raise LabkitError(no_cgroup_message(", ".join(asked), self.unusable))
 
     def set_devices(self, extra=()) -> None:
         pass
@@ -166,14 +174,26 @@ class NoCgroups:
     delegated = False
     roots: dict[str, str] = {}
 
+    def __init__(self, unusable: str | None = None) -> None:
+        # a parent was configured (LABKIT_CGROUP_PARENT or the class's file) but is not usable
+        self.unusable = unusable
+
+    def warning(self) -> str | None:
+        """What the engine says once at start when a configured parent cannot be used."""
+        if not self.unusable:
+            return None
+        return _("warning: the delegated cgroup %(dir)s (LABKIT_CGROUP_PARENT or /etc/labkit/cgroup-parent) "
+                 "is missing or not writable by you: containers run without a cgroup, and --memory, "
+                 "--cpus, --pids-limit are refused") % {"dir": self.unusable}
+
     def handle(self, name: str) -> NoCgroup:
-        return NoCgroup(name)
+        return NoCgroup(name, self.unusable)
 
     def open(self, name: str, must_exist: bool = True) -> NoCgroup:
-        return NoCgroup(name)
+        return NoCgroup(name, self.unusable)
 
     def create(self, name: str, limits: Limits | None = None, devices=()) -> NoCgroup:
-        cg = NoCgroup(name)
+        cg = NoCgroup(name, self.unusable)
         cg.set_limits(limits or Limits())
         return cg
 

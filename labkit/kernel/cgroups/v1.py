@@ -31,7 +31,7 @@ CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "freezer", "devices
 PERIOD_US = 100_000
 
 
-def _init_cpuset(path: str) -> None:
+def init_cpuset(path: str) -> None:
     """A new v1 cpuset is empty and nobody can join it: copy the parent's cpus/mems."""
     for f in ("cpuset.cpus", "cpuset.mems"):
         if not read(os.path.join(path, f)):
@@ -197,7 +197,7 @@ class V1Backend(Backend):
         cpuset_root = self.roots.get("cpuset")
         try:
             for root in cg._roots:
-                mkdirs(root, cg.name, _init_cpuset if root == cpuset_root else None)
+                mkdirs(root, cg.name, init_cpuset if root == cpuset_root else None)
             cg.set_devices(devices)  # before any process joins
             cg.set_limits(limits or Limits(), creating=True)
         except BaseException:
