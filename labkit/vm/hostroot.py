@@ -62,12 +62,13 @@ def shares(rw: list[str] = (), ro: list[str] = ()) -> list[tuple[str, str]]:
 
 
 def initrd(busybox: str, kver: str, stage2: str, files: dict[str, bytes] | None = None,
-           share: list[tuple[str, str]] = (), modules: list[str] = MODULES) -> bytes:
+           share: list[tuple[str, str]] = (), modules: list[str] = MODULES,
+           modroot: str = "/lib/modules") -> bytes:
     """The initramfs: :data:`INIT`, ``stage2`` and ``files`` (copied to :data:`DIR` in
     the guest), the list of shares, and the modules with their dependencies."""
     vm = {"vm/stage2": (0o100644, stage2.encode())}
     vm.update({f"vm/{name}": (0o100644, data) for name, data in (files or {}).items()})
-    return initramfs.build(busybox, kernel.modules(kver, list(modules)), {
+    return initramfs.build(busybox, kernel.modules(kver, list(modules), root=modroot), {
         "init": (0o100755, INIT.encode()),
         "rw.list": (0o100644, "".join(f"rw{i} {d} {m}\n" for i, (d, m) in enumerate(share)).encode()),
         **vm}, dirs=("lower", "rw", "newroot", "vm"))

@@ -124,7 +124,7 @@ def guest_env(home: str, extra: dict | None = None) -> dict[str, str]:
     guest's own ``LABKIT_HOME`` (on its tmpfs: labkit needs a real upper dir there)."""
     env = {"PATH": os.path.dirname(sys.executable) + ":" + runner.DEFAULT_PATH, "HOME": "/root",
            "TERM": "dumb", "LABKIT_HOME": home, "PYTHONDONTWRITEBYTECODE": "1"}
-    for k in ("LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+    for k in ("LABKIT_LANG", "LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         if os.environ.get(k):
             env[k] = os.environ[k]
     env.update(extra or {})
