@@ -244,6 +244,11 @@ class Machine:
 
     # ---- life
     @property
+    def pid(self) -> int | None:
+        """QEMU's process id while the machine runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
