@@ -70,6 +70,14 @@ done
 """
 
 
+def _reap(procs: list[subprocess.Popen], directory: str) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @dataclass
 class MachineResult:
     """A guest command's status and output (stdout and stderr together)."""
@@ -157,8 +165,11 @@ class Machine:
         self.accel = runner.accel(accel_mode, self.kernel)
         self._n = 0
         self._proc: subprocess.Popen | None = None
+        self._qemu: list[subprocess.Popen] = []
         self.dir = tempfile.mkdtemp(prefix="labkit-machine-")
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, True)
+        # A machine dropped without stop() (a notebook cell run again rebinds the name) or
+        # left at the interpreter's exit takes its QEMU and its directory with it.
+        self._cleanup = weakref.finalize(self, _reap, self._qemu, self.dir)
         try:
             self.channel = os.path.join(self.dir, "channel")
             os.mkdir(self.channel)
@@ -179,6 +190,7 @@ class Machine:
             self._err = open(os.path.join(self.dir, "qemu.err"), "wb")
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._console,
                                           stderr=self._err, preexec_fn=qemu.die_with_parent)
+            self._qemu.append(self._proc)
             t0 = time.monotonic()
             self._wait_for(os.path.join(self.channel, "ready"), boot_timeout,
                            _("the machine %(name)s did not boot in %(s)s s") % {"name": name,

@@ -132,3 +132,14 @@ def test_a_machine_that_cannot_start_says_why_and_leaves_nothing():
         with pytest.raises(LabkitError) as e:
             Machine("maquina-b", ports=[f"{port}:8000"])
     assert e.value.exit_code == 125 and "parou" in str(e.value) and str(port) in str(e.value)
+
+
+def test_a_machine_dropped_without_stop_takes_its_qemu_along():
+    import gc
+
+    m = Machine("maquina-solta")
+    pid, directory = m.pid, m.dir
+    assert psutil.Process(pid).name().startswith("qemu")
+    del m  # a notebook cell run again rebinds the name: the old machine must not linger
+    gc.collect()
+    assert not psutil.pid_exists(pid) and not os.path.exists(directory)
