@@ -55,6 +55,14 @@ exec switch_root $R @DIR@/busybox sh @DIR@/stage2
 """.replace("@DIR@", DIR)
 
 
+def under_tmpfs(paths: list[str]) -> list[str]:
+    """Which of ``paths`` the guest's fresh ``/tmp`` and ``/run`` would hide (a venv or a
+    checkout there: CI clones into ``/tmp``), outermost only: to share again, read-only."""
+    hidden = sorted({os.path.realpath(p) for p in paths
+                     if os.path.realpath(p).startswith(("/tmp/", "/run/"))})
+    return [p for p in hidden if not any(p.startswith(q + "/") for q in hidden if q != p)]
+
+
 def shares(rw: list[str] = (), ro: list[str] = ()) -> list[tuple[str, str]]:
     """``(host dir, "ro" | "rw")`` in mount order: the read-only ones first (a share may
     sit inside one), each dir by its real path (the guest mounts it at that path)."""

@@ -173,8 +173,11 @@ class Machine:
         try:
             self.channel = os.path.join(self.dir, "channel")
             os.mkdir(self.channel)
-            share = hostroot.shares(rw=[self.channel, *shares])
-            stage2 = (STAGE2.replace("@DIR@", hostroot.DIR).replace("@CHAN@", shlex.quote(share[0][0]))
+            # this venv and labkit, read-only again if the guest's own /tmp or /run hides them
+            code = [sys.prefix, os.path.dirname(os.path.dirname(os.path.dirname(RELAY)))]
+            share = hostroot.shares(rw=[self.channel, *shares], ro=hostroot.under_tmpfs(code))
+            chan = os.path.realpath(self.channel)
+            stage2 = (STAGE2.replace("@DIR@", hostroot.DIR).replace("@CHAN@", shlex.quote(chan))
                       .replace("@NAME@", name).replace("@IP@", GUEST_IP).replace("@POLL@", str(POLL_S)))
             envsh = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in guest_env(home, env).items())
             initrd = os.path.join(self.dir, "initrd.cpio")

@@ -132,3 +132,8 @@ def test_relay_copies_both_ways_and_ends_with_either_side():
     assert got == [b"hello"] and guest.recv(100) == b"HELLO"
     for s in (guest, qemu_end, sock, srv):
         s.close()
+
+
+def test_code_below_tmp_or_run_is_shared_again_outermost_only(tmp_path):
+    assert hostroot.under_tmpfs(["/work/p/.venv", "/tmp/ci/p/.venv", "/tmp/ci/p", "/run/x", "/tmpfoo"]) == [
+        "/run/x", "/tmp/ci/p"]
