@@ -27,7 +27,8 @@ except under ``CI=true``, where make setup has installed them: then it is exit 1
 
 usage: tools/cg2vm.py [-m 512M] [--cpus 2] [--timeout 2400] [--rw DIR] [-e NAME=VAL]
                       [--skip-missing] -- 'shell command'
-Boots through labkit.vm (kernel, initramfs, qemu): one place boots a guest kernel.
+Boots through labkit.vm (hostroot: the root and its /init; kernel, initramfs, qemu): one
+place boots a guest kernel.
 Kernel cache: $CG2VM_CACHE or <project>/.cache/cg2vm.
 """
 from __future__ import annotations
@@ -42,45 +43,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # labkit.vm from this checkout, whatever python runs us
 
-from labkit.vm import initramfs, kernel, qemu  # noqa: E402 - after the path
+from labkit.vm import hostroot, initramfs, kernel, qemu  # noqa: E402 - after the path
 
-MODULES = ["9p", "9pnet_virtio", "virtio_pci", "overlay",  # + their deps, from modules.dep
-           # bridge networks: the bridge and veth links, labkit's nftables table (nat chains,
-           # masquerade, DNAT, fib daddr type local, ct status)
-           # (libcrc32c, under nf_tables, needs a crc32c first: a softdep modules.dep leaves out)
-           "bridge", "veth", "crc32c_generic", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_fib_inet", "nft_ct"]
-
-# Stage 1 (/init in the initramfs): load modules, build the root, switch to it.
-INIT = r"""#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in $(cat /modules.list); do insmod /mod/$m || echo "cg2vm: insmod $m failed"; done
-ip link set lo up  # 127.0.0.1, as on any booted system (a published port answers there)
-mkdir -p /lower /rw /newroot
-mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,cache=loose,msize=512000 hostroot /lower \
-  || { echo "cg2vm: 9p mount failed"; poweroff -f; }
-mount -t tmpfs -o mode=755 rw /rw; mkdir -p /rw/upper /rw/work
-mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work root /newroot
-R=/newroot
-mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/dev
-mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs shm $R/dev/shm
-ln -s /proc/self/fd $R/dev/fd; ln -s fd/0 $R/dev/stdin; ln -s fd/1 $R/dev/stdout; ln -s fd/2 $R/dev/stderr
-mount -t tmpfs -o mode=755 run $R/run; mount -t tmpfs -o mode=1777 tmp $R/tmp
-mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
-while read tag dir mode; do mkdir -p "$R$dir"; mount -t 9p -o $mode,trans=virtio,version=9p2000.L,access=any,msize=512000 $tag "$R$dir"; done </rw.list
-echo "$(sed 's/\([a-z_]*\)/+\1/g' $R/sys/fs/cgroup/cgroup.controllers)" > $R/sys/fs/cgroup/cgroup.subtree_control
-mkdir -p $R/run/cg2vm; cp /bin/busybox /cmd.sh /stage2 $R/run/cg2vm/
-exec switch_root $R /run/cg2vm/busybox sh /run/cg2vm/stage2
-"""
-
-# Stage 2 (PID 1 inside the real root): run the command, report, power off.
-STAGE2 = r"""B=/run/cg2vm/busybox
+# Stage 2 (PID 1 inside the real root, labkit.vm.hostroot's): run the command, report, power off.
+STAGE2 = r"""B=@DIR@/busybox
 echo "@@MARK@@ start" >/dev/console
-/bin/sh /run/cg2vm/cmd.sh </dev/null >/dev/console 2>&1
+/bin/sh @DIR@/cmd.sh </dev/null >/dev/console 2>&1
 echo "@@MARK@@ exit $?" >/dev/console
 $B sync; $B poweroff -f
-"""
+""".replace("@DIR@", hostroot.DIR)
 
 
 def missing(a) -> str | None:
@@ -100,19 +71,14 @@ def run_vm(a, kernel_file: str, cmd: str, accel: str, timeout: float, quiet: boo
     env.update(e.split("=", 1) if "=" in e else (e, os.environ.get(e, "")) for e in a.env)
     script = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     script += f"cd {shlex.quote(a.dir)} || exit 125\n{cmd}\n"
-    rw = [(os.path.realpath(d), "rw") for d in a.rw]
     # The guest's /tmp and /run are fresh tmpfs (labkit needs a real upper dir there, not
     # an overlay): a project checked out below them (CI clones into /tmp) is shared again,
     # read-only, at the same path, before the --rw dirs that may sit inside it.
     here = os.path.realpath(a.dir)
-    if here.startswith(("/tmp/", "/run/")):
-        rw.insert(0, (here, "ro"))
+    share = hostroot.shares(rw=a.rw, ro=[here] if here.startswith(("/tmp/", "/run/")) else [])
     mark = qemu.new_mark()  # unforgeable by test output
-    arc = initramfs.build(a.busybox, kernel.modules(a.kver, MODULES), {
-        "init": (0o100755, INIT.encode()),
-        "stage2": (0o100644, STAGE2.replace("@@MARK@@", mark).encode()),
-        "rw.list": (0o100644, "".join(f"rw{i} {d} {m}\n" for i, (d, m) in enumerate(rw)).encode()),
-        "cmd.sh": (0o100644, script.encode())}, dirs=("lower", "rw", "newroot"))
+    arc = hostroot.initrd(a.busybox, a.kver, STAGE2.replace("@@MARK@@", mark),
+                          {"cmd.sh": script.encode()}, share)
     initrd = os.path.join(a.cache, f"initrd-{os.getpid()}.cpio")
     with open(initrd, "wb") as f:
         f.write(arc)
@@ -120,12 +86,7 @@ def run_vm(a, kernel_file: str, cmd: str, accel: str, timeout: float, quiet: boo
                              kernel=kernel_file, initrd=initrd, cpu=a.cpu,
                              append="console=ttyS0 panic=-1 rdinit=/init "
                              + ("" if a.verbose else "quiet loglevel=1"))
-    argv += ["-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
-             "-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot"]
-    for i, (d, mode) in enumerate(rw):
-        ro = ",readonly=on" if mode == "ro" else ""
-        argv += ["-fsdev", f"local,id=rw{i},path={d},security_model=none,multidevs=remap{ro}",
-                 "-device", f"virtio-9p-pci,fsdev=rw{i},mount_tag=rw{i}"]
+    argv += hostroot.qemu_args(share)
     out = sys.stdout.buffer
 
     def echo(line: bytes) -> None:

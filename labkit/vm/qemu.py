@@ -52,7 +52,7 @@ def command_line(qemu: str, *, machine: str, accel: str, cpus: int, memory: str,
             "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGKILL when we die, even by SIGKILL (no orphan QEMU)."""
     import ctypes
 
@@ -83,7 +83,7 @@ def boot(argv: list[str], mark: str, timeout: float | None,
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                         stderr=subprocess.PIPE, preexec_fn=die_with_parent)
     out, console, err = bytearray(), bytearray(), bytearray()
     started = first = None
     code: int | None = None

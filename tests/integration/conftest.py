@@ -135,6 +135,7 @@ def _vm_temp_files() -> set[str]:
     from labkit import paths
 
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "labkit-vm-*.cpio"))
+               + glob.glob(os.path.join(tempfile.gettempdir(), "labkit-machine-*"))
                + glob.glob(str(paths.home() / "vm" / "disks" / ".*")))
 def _default_network() -> tuple[str, str]:
     """(bridge name, chain prefix) of this home's ``bridge`` network, if it was made."""
