@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from requirements import skipif_here
 
 from labkit import doctor
 from labkit.doctor_rootless import no_new_privs, rootless_checks, rootless_root_check
@@ -78,10 +77,42 @@ def test_backend_for_a_writable_v1_subtree(tmp_path):
     assert b.handle("labkit/abc").paths()[0] == str(tmp_path / "cpu/lkclass/ana/labkit/abc")
 
 
-@skipif_here(os.geteuid() == 0, "root writes any file: the mode check needs an ordinary user")
+def _as_ordinary_user(fn) -> bool:
+    """``fn()`` as the user running the tests; as root, in a child that became
+    ``nobody`` first (root may write any file, so a mode check needs someone else)."""
+    if os.geteuid() != 0:
+        return fn()
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            ok = bool(fn())
+        finally:
+            os._exit(0 if ok else 1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def _owned_by_nobody_if_root(tree: Path) -> None:
+    if os.geteuid() == 0:
+        for d in [tree, *tree.parents]:   # pytest's tmp dirs are 0700
+            if str(d) in ("/", "/tmp"):
+                break
+            d.chmod(d.stat().st_mode | 0o055)
+        for path in [tree, *tree.rglob("*")]:
+            os.chown(path, 65534, 65534)
+
+
 def test_backend_for_a_subtree_not_writable(tmp_path):
-    b = delegated.backend_for(_fake_v1(tmp_path, "x", writable=("cpu",)), "x")
-    assert isinstance(b, delegated.NoCgroups)
+    # one controller the user may write is not a delegation: no cgroups, limits refused
+    some = _fake_v1(tmp_path / "some", "x", writable=("cpu",))
+    every = _fake_v1(tmp_path / "every", "x")
+    _owned_by_nobody_if_root(tmp_path)
+    assert _as_ordinary_user(lambda: isinstance(delegated.backend_for(some, "x"), delegated.NoCgroups))
+    # the same tree all writable is a delegation (the check is on the modes, not on who asks)
+    assert _as_ordinary_user(lambda: not isinstance(delegated.backend_for(every, "x"), delegated.NoCgroups))
 
 
 def test_without_a_subtree_limits_are_refused_never_ignored():
