@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 from labkit import doctor
 from labkit.doctor_rootless import no_new_privs, rootless_checks, rootless_root_check
 from labkit.errors import LabkitError
