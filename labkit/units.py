@@ -1,4 +1,4 @@
-"""Docker's units for a container's slice: sizes ("64m") and CPUs ("0.5").
+"""Docker's units: sizes ("64m") and CPUs ("0.5") for a container's slice, and sizes as a person reads them ("2.03MB").
 
 Standard library only (no dataclasses, no cgroup code): the ``labkit``
 command parses its flags with these before anything else is imported.
@@ -45,3 +45,13 @@ def parse_cpus(text: str | float) -> float:
 
 
 _backend = None
+
+
+def human_size(size: float) -> str:
+    """Docker's ``HumanSizeWithPrecision(size, 3)``: decimal units, 3 significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.3g}{units[i]}"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from ..i18n import _
 
@@ -97,46 +96,34 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _ago(created: str) -> str:
+def _created(created: str) -> str:
     from ..images.store import parse_time
+    from .tables import ago
 
     t = parse_time(created)
-    if t is None:
-        return "N/A"
-    secs = max(0, time.time() - t.timestamp())
-    if t.timestamp() == 0:
+    if t is not None and t.timestamp() == 0:
         return _("1970 (fixed, reproducible)")
-    for unit, n in ((_("years"), 365 * 86400), (_("months"), 30 * 86400), (_("weeks"), 7 * 86400),
-                    (_("days"), 86400), (_("hours"), 3600), (_("minutes"), 60)):
-        if secs >= n:
-            return _("%(n)d %(unit)s ago") % {"n": secs // n, "unit": unit}
-    return _("%(n)d seconds ago") % {"n": secs}
+    return ago(t)
 
 
 def cmd_history(args) -> int:
     from ..images.changes import history
-    from ..images.registry import human_size
+    from .tables import human_size, table
 
-    rows = history(args.image)
+    layers = history(args.image)
     if args.quiet:
-        for r in rows:
+        for r in layers:
             print(r.id if args.no_trunc else (r.id.split(":", 1)[-1][:12] if r.id != "<missing>" else r.id))
         return 0
-    table = [(_("IMAGE"), _("CREATED"), _("CREATED BY"), _("SIZE"), _("COMMENT"))]
-    for r in rows:
+    rows = []
+    for r in layers:
         ident = r.id if args.no_trunc or r.id == "<missing>" else r.id.split(":", 1)[-1][:12]
         by = r.created_by.replace("\n", " ")
         if not args.no_trunc and len(by) > 45:
             by = by[:44] + "…"
-        table.append((ident, _ago(r.created), by, human_size(r.size), r.comment))
-    _print_table(table)
+        rows.append([ident, _created(r.created), by, human_size(r.size), r.comment])
+    print(table([_("IMAGE"), _("CREATED"), _("CREATED BY"), _("SIZE"), _("COMMENT")], rows))
     return 0
-
-
-def _print_table(rows) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("   ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def cmd_diff(args) -> int:

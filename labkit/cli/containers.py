@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 
 from ..i18n import _, ngettext
+from .attaching import attach, need_a_terminal
+from .tables import ago, status_text, table
 
 
 def register(sub) -> None:
@@ -74,123 +74,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_engine)
 
 
-def _stdio(args) -> tuple[list[int], list[int]]:
-    """The three fds the container gets, and the ones to close after sending."""
-    if args.interactive:
-        return [0, 1, 2], []
-    null = os.open(os.devnull, os.O_RDONLY)
-    return [null, 1, 2], [null]
-
-
-def _attach(message: dict, args) -> int:
-    from ..engine import client, protocol
-
-    if args.tty:
-        return _attach_tty(message, args)
-    fds, to_close = _stdio(args)
-    sock = client.connect()
-    try:
-        client.send(sock, message, fds)
-        for fd in to_close:
-            os.close(fd)
-        try:
-            first, _fds = protocol.recv(sock)
-            client.check(first)
-            if "exit_code" in first:
-                return first["exit_code"]
-            end, _fds = protocol.recv(sock)
-        except ConnectionError:
-            from ..errors import LabkitError
-
-            raise LabkitError(_("lost the connection to the labkit engine")) from None
-        return client.check(end)["exit_code"]
-    finally:
-        sock.close()
-
-
-def _attach_tty(message: dict, args) -> int:
-    """A pseudo-terminal for the container; this process copies keys and screen."""
-    import fcntl
-    import selectors
-    import termios
-    import tty
-
-    from ..engine import client, protocol
-
-    import struct
-
-    winsize = None
-    if os.isatty(0):
-        rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
-        winsize = [rows, cols]
-    (message["config"] if "config" in message else message)["winsize"] = winsize
-    sock = client.connect()
-    saved = termios.tcgetattr(0) if os.isatty(0) and args.interactive else None
-    master = -1
-    try:
-        client.send(sock, message)
-        first, fds = protocol.recv(sock)
-        client.check(first)
-        if not fds:
-            from ..errors import LabkitError
-
-            raise LabkitError(_("the engine sent no terminal"))
-        master = fds[0]
-        if saved is not None:
-            tty.setraw(0)
-        sel = selectors.DefaultSelector()
-        sel.register(master, selectors.EVENT_READ, "pty")
-        sel.register(sock, selectors.EVENT_READ, "sock")
-        if args.interactive:
-            sel.register(0, selectors.EVENT_READ, "stdin")
-        code = None
-        pty_open = True
-        while pty_open or code is None:
-            for key, _mask in sel.select():
-                if key.data == "pty":
-                    try:
-                        data = os.read(master, 65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        sel.unregister(master)
-                        pty_open = False
-                    else:
-                        os.write(1, data)
-                elif key.data == "stdin":
-                    data = os.read(0, 65536)
-                    if data:
-                        os.write(master, data)
-                    else:
-                        sel.unregister(0)
-                else:
-                    end, _fds = protocol.recv(sock)
-                    code = client.check(end)["exit_code"]
-                    sel.unregister(sock)
-        return code
-    finally:
-        if saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
-        if master >= 0:
-            os.close(master)
-        sock.close()
-
-
-def _need_a_terminal(args) -> None:
-    """Docker's rule: ``-i`` with ``-t`` copies keys from a terminal, so stdin must be one
-    (``</dev/null``, a pipe, CI). Checked before anything is made: nothing is left behind."""
-    if args.tty and args.interactive and not getattr(args, "detach", False) and not os.isatty(0):
-        from ..errors import LabkitError
-
-        raise LabkitError(_("the input device is not a TTY"), exit_code=1)
-
-
 def cmd_run(args) -> int:
     from ..spec import client_env as _client_env, parse_limits as _limits, parse_volumes as _volumes
     from ..spec import parse_add_hosts, parse_devices, parse_ports, security_opts as _security_opts
     from ..labels import flag_labels
 
-    _need_a_terminal(args)
+    need_a_terminal(args)
 
     pids = args.pids_limit if args.pids_limit and args.pids_limit > 0 else None
     config = {
@@ -221,7 +110,7 @@ def cmd_run(args) -> int:
         reply = client.request({"op": "run", "config": config})
         print(reply["id"])
         return 0
-    return _attach({"op": "run", "config": config}, args)
+    return attach({"op": "run", "config": config}, args)
 
 
 def _storage(args) -> dict:
@@ -240,58 +129,12 @@ def cmd_exec(args) -> int:
 
     if not args.cmd:
         raise LabkitError(_("exec needs a command to run"))
-    _need_a_terminal(args)
+    need_a_terminal(args)
     from ..spec import client_env as _client_env
 
     message = {"op": "exec", "ref": args.container, "cmd": args.cmd, "env": _client_env(args.env),
                "workdir": args.workdir, "user": args.user, "tty": args.tty}
-    return _attach(message, args)
-
-
-def _ago(iso: str | None) -> str:
-    if not iso:
-        return ""
-    import calendar
-
-    then = calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S"))
-    return human_duration(time.time() - then)
-
-
-def human_duration(seconds: float) -> str:
-    s = int(max(0, seconds))
-    if s < 1:
-        return _("less than a second")
-    if s < 60:
-        return ngettext("%(n)d second", "%(n)d seconds", s) % {"n": s}
-    m = s // 60
-    if m < 60:
-        return ngettext("%(n)d minute", "%(n)d minutes", m) % {"n": m}
-    h = m // 60
-    if h < 48:
-        return ngettext("%(n)d hour", "%(n)d hours", h) % {"n": h}
-    d = h // 24
-    return ngettext("%(n)d day", "%(n)d days", d) % {"n": d}
-
-
-def status_text(state: dict) -> str:
-    if state["Status"] == "restarting":
-        return _("Restarting (%(code)d) %(time)s ago") % {"code": state["ExitCode"],
-                                                          "time": _ago(state.get("FinishedAt"))}
-    if state["Status"] == "running":
-        from .restart_flags import health_suffix
-
-        return _("Up %(time)s") % {"time": _ago(state.get("StartedAt"))} + health_suffix(state)
-    if state["Status"] == "created":
-        return _("Created")
-    return _("Exited (%(code)d) %(time)s ago") % {"code": state["ExitCode"], "time": _ago(state.get("FinishedAt"))}
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
-    lines = []
-    for r in [headers] + rows:
-        lines.append("   ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
-    return "\n".join(lines)
+    return attach(message, args)
 
 
 def cmd_ps(args) -> int:
@@ -314,10 +157,10 @@ def cmd_ps(args) -> int:
         if not args.no_trunc and len(command) > 22:
             command = command[:21] + "…"
         rows.append([d["Id"] if args.no_trunc else d["Id"][:12], d["ImageRef"], f'"{command}"',
-                     _("%(time)s ago") % {"time": _ago(d["Created"])}, status_text(d["State"]),
+                     ago(d["Created"]), status_text(d["State"]),
                      _ports_text(d), d["Name"]])
-    print(table(rows, [_("CONTAINER ID"), _("IMAGE"), _("COMMAND"), _("CREATED"), _("STATUS"), _("PORTS"),
-                       _("NAMES")]))
+    print(table([_("CONTAINER ID"), _("IMAGE"), _("COMMAND"), _("CREATED"), _("STATUS"), _("PORTS"),
+                 _("NAMES")], rows))
     return 0
 
 

@@ -12,7 +12,8 @@ import os
 import sys
 import time
 
-from ..i18n import _, ngettext
+from ..i18n import _
+from .tables import ago, human_size, table
 
 #: argparse subparsers of ``labkit image`` (None until :func:`register` ran)
 IMAGE_SUBCOMMANDS = None
@@ -87,50 +88,6 @@ def _load_flags(p: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------- formatting
-def human_size(size: float) -> str:
-    """Docker's ``HumanSizeWithPrecision(size, 3)``: decimal units, 3 significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.3g}{units[i]}"
-
-
-def human_ago(when, now: float | None = None) -> str:
-    """Docker's ``HumanDuration`` followed by "ago", translated."""
-    if when is None:
-        return _("N/A")
-    seconds = (now if now is not None else time.time()) - when.timestamp()
-    if seconds < 1:
-        text = _("Less than a second")
-    elif seconds < 60:
-        n = int(seconds)
-        text = ngettext("%(n)d second", "%(n)d seconds", n) % {"n": n}
-    elif seconds / 60 < 60:
-        n = int(seconds / 60)
-        text = _("About a minute") if n == 1 else ngettext("%(n)d minute", "%(n)d minutes", n) % {"n": n}
-    else:
-        hours = round(seconds / 3600)
-        if hours == 1:
-            text = _("About an hour")
-        elif hours < 48:
-            text = ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
-        elif hours < 24 * 7 * 2:
-            n = int(hours / 24)
-            text = ngettext("%(n)d day", "%(n)d days", n) % {"n": n}
-        elif hours < 24 * 30 * 2:
-            n = int(hours / 24 / 7)
-            text = ngettext("%(n)d week", "%(n)d weeks", n) % {"n": n}
-        elif hours < 24 * 365 * 2:
-            n = int(hours / 24 / 30)
-            text = ngettext("%(n)d month", "%(n)d months", n) % {"n": n}
-        else:
-            n = int(seconds / 3600 / 24 / 365)
-            text = ngettext("%(n)d year", "%(n)d years", n) % {"n": n}
-    return _("%(time)s ago") % {"time": text}
-
-
 _FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
 
 
@@ -158,16 +115,6 @@ def render(template: str, doc: dict) -> str:
         return _go_value(value)
 
     return _FIELD.sub(field, template).replace("\\t", "\t").replace("\\n", "\n")
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """Columns padded like Docker's tabwriter (three spaces between columns)."""
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    lines = []
-    for r in [header] + rows:
-        cells = [str(c).ljust(w) for c, w in zip(r, widths)]
-        lines.append("   ".join(cells).rstrip())
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- verbs
@@ -201,7 +148,7 @@ def cmd_images(args) -> int:
             created = img.created
             print(render(args.format, {
                 "ID": img.id if args.no_trunc else img.short_id, "Repository": repo, "Tag": tag,
-                "Digest": img.digest, "CreatedSince": human_ago(created, now),
+                "Digest": img.digest, "CreatedSince": ago(created, now),
                 "CreatedAt": created.isoformat() if created else "", "Size": human_size(img.size)}))
         return 0
     header = [_("REPOSITORY"), _("TAG")]
@@ -215,7 +162,7 @@ def cmd_images(args) -> int:
         row = [repo, tag]
         if args.digests:
             row.append(img.digest)
-        row += [img.id if args.no_trunc else img.short_id, human_ago(img.created, now), human_size(img.size)]
+        row += [img.id if args.no_trunc else img.short_id, ago(img.created, now), human_size(img.size)]
         rows.append(row)
     print(table(header, rows))
     return 0

@@ -67,7 +67,7 @@ def cmd_create(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from .containers import table
+    from .tables import table
 
     nets = _request({"op": "network_ls"})["networks"]
     if args.quiet:
@@ -76,7 +76,7 @@ def cmd_ls(args) -> int:
         return 0
     rows = [[n["Id"][:12], n["Name"], n["Driver"], n["Scope"]] for n in nets]
     rows += [["", name, "null" if name == "none" else name, "local"] for name in ("host", "none")]
-    print(table(rows, [_("NETWORK ID"), _("NAME"), _("DRIVER"), _("SCOPE")]))
+    print(table([_("NETWORK ID"), _("NAME"), _("DRIVER"), _("SCOPE")], rows))
     return 0
 
 

@@ -88,7 +88,7 @@ def _system_df(args: argparse.Namespace) -> int:
 
     from ..images.store import Store
     from ..images.usage import disk_usage
-    from .images import human_size
+    from .tables import human_size
 
     ctrs = [(c.attrs["Image"], c.status == "running", c.upper_dir) for c in labkit.containers(all=True)]
     names = {"images": _("Images"), "containers": _("Containers"), "build-cache": _("Build Cache")}

@@ -17,20 +17,17 @@ def _ports(doc: dict) -> str:
 
 def ps_table(containers: list) -> str:
     """``docker compose ps``: NAME, IMAGE, COMMAND, SERVICE, CREATED, STATUS, PORTS."""
-    from ..cli.containers import human_duration, status_text, table
-    import calendar
-    import time
+    from ..cli.tables import ago, status_text, table
 
     rows = []
     for ctr in containers:
         d = ctr.attrs
         command = " ".join([d["Path"]] + d["Args"])
         command = command if len(command) <= 22 else command[:21] + "…"
-        created = calendar.timegm(time.strptime(d["Created"][:19], "%Y-%m-%dT%H:%M:%S"))
         status = status_text(d["State"])  # "(healthy)" comes with it where the engine runs checks
         rows.append([d["Name"], d["ImageRef"], f'"{command}"', d["Config"]["Labels"].get(naming.SERVICE, ""),
-                     _("%(time)s ago") % {"time": human_duration(time.time() - created)}, status, _ports(d)])
-    return table(rows, [_("NAME"), _("IMAGE"), _("COMMAND"), _("SERVICE"), _("CREATED"), _("STATUS"), _("PORTS")])
+                     ago(d["Created"]), status, _ports(d)])
+    return table([_("NAME"), _("IMAGE"), _("COMMAND"), _("SERVICE"), _("CREATED"), _("STATUS"), _("PORTS")], rows)
 
 
 def _prefix(ctr: Any, width: int) -> str:

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 from ...errors import NotFound
 from ...i18n import _
+from ...units import human_size
 from ..integrity import verify_blob
 from ..layout import atomic_write
 from ..tempfiles import PART_SUFFIX, temp_file
@@ -113,15 +114,6 @@ def pull_into_layout(client: RegistryClient, layout: Path, ref: Reference, *,
         mpath.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(mpath, data)
     return digest, data, fetched
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{n}B"
 
 
 def iter_descriptors(manifest: dict) -> Iterator[dict]:
