@@ -60,6 +60,19 @@ def portuguese(monkeypatch):
     i18n.reset()
 
 
+@pytest.fixture
+def english(monkeypatch):
+    """Messages in English for one test, as a machine whose locale asks for it."""
+    from labkit import i18n
+
+    for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    i18n.reset()
+    yield
+    i18n.reset()
+
+
 def _other_engines() -> bool:
     for entry in os.listdir("/proc"):
         if entry.isdigit():

@@ -7,18 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from labkit import i18n
 from labkit.cli.tables import ago, human_duration, human_size, since, status_text, table
-
-
-@pytest.fixture
-def english(monkeypatch):
-    for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("LANG", "en_US.UTF-8")
-    i18n.reset()
-    yield
-    i18n.reset()
 
 
 @pytest.mark.parametrize("seconds, text", [

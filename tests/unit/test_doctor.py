@@ -137,16 +137,6 @@ def checks_by_key(checks):
 
 
 @pytest.fixture
-def english(monkeypatch):
-    for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("LANG", "en_US.UTF-8")
-    i18n.reset()
-    yield
-    i18n.reset()
-
-
-@pytest.fixture
 def portuguese(monkeypatch):
     for var in ("LABKIT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(var, raising=False)
