@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from classroom_helpers import pids_of  # tests/integration/classroom_helpers.py
 from requirements import require_tool, skip_here
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ class User:
         return parent
 
     def engine_pid(self) -> int | None:
-        for pid in _pids_of(self.uid):
+        for pid in pids_of(self.uid):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
@@ -99,7 +100,7 @@ class User:
     def remove(self) -> None:
         self.labkit("engine", "stop", timeout=60)
         for _ in range(50):
-            pids = _pids_of(self.uid)
+            pids = pids_of(self.uid)
             if not pids:
                 break
             for pid in pids:  # this test's own user: each of its processes, by id
@@ -130,18 +131,6 @@ def _inspect(user: User, ref: str, env: dict | None = None) -> dict:
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     return data[0] if isinstance(data, list) else data
-
-
-def _pids_of(uid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    out.append(int(entry))
-            except OSError:
-                pass
-    return out
 
 
 @pytest.fixture
@@ -382,7 +371,7 @@ def test_bridge_is_slirp4netns_with_published_ports(make_user):
         except OSError:
             time.sleep(0.05)
     assert body == "olá\n".encode()
-    slirp = [p for p in _pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
+    slirp = [p for p in pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
     assert len(slirp) == 1
     assert ana.labkit("rm", "-f", "web").returncode == 0
     assert not Path(f"/proc/{slirp[0]}").exists()  # it went with the container, and the port with it
@@ -396,7 +385,7 @@ def test_bridge_is_slirp4netns_with_published_ports(make_user):
         r = ana.labkit("run", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", "busybox", "true")
     assert r.returncode == 125 and "não pode ser publicada" in r.stderr
     assert ana.labkit("ps", "-a", "-q").stdout.split() == []
-    assert not [p for p in _pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
+    assert not [p for p in pids_of(ana.uid) if Path(f"/proc/{p}/comm").read_text().strip() == "slirp4netns"]
 
 
 def test_devices_are_the_hosts_nodes_and_privileged_is_still_the_user(make_user):
